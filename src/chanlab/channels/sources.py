@@ -1,0 +1,220 @@
+"""Named data sources behind ``chanlab data generate SOURCE``.
+
+Each source declares its parameters (with types, defaults and help, from which the CLI builds
+its flags) and a ``build`` function returning the arrays to store. Datasets are generated once
+per (source, parameters, seed, device type) and served from the cache afterwards.
+
+Large sets are generated in fixed chunks of :data:`CHUNK` samples, each seeded from
+``(seed, chunk index)``, so memory stays bounded and a dataset depends only on its parameters
+and seed (not on batch sizes).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from chanlab.channels.angular_delay import to_angular_delay
+from chanlab.core.atomic import atomic_path
+from chanlab.core.errors import ConfigError
+from chanlab.core.progress import progress
+
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class SourceParam:
+    """One parameter of a data source (a CLI flag ``--name-with-dashes``)."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A generator of a channel dataset: ``build(params, seed, device) -> {name: array}``."""
+
+    name: str
+    summary: str
+    params: tuple[SourceParam, ...]
+    build: Callable[[dict[str, Any], int, torch.device], dict[str, torch.Tensor]]
+    describe: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda p: {})
+
+    def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults filled in, unknown names and bad choices rejected."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ConfigError(f"source {self.name!r}: unknown parameter {unknown[0]!r}; "
+                              f"valid: {', '.join(known)}")
+        params = {}
+        for p in self.params:
+            value = given.get(p.name, p.default)
+            if value is not None and p.choices is not None and value not in p.choices:
+                raise ConfigError(f"source {self.name!r}: {p.name} must be one of "
+                                  f"{', '.join(map(str, p.choices))}, got {value!r}")
+            params[p.name] = value
+        return params
+
+
+def chunk_seeds(seed: int, num: int) -> list[tuple[int, int]]:
+    """``[(chunk size, chunk seed), ...]`` covering ``num`` samples."""
+    sizes = [CHUNK] * (num // CHUNK) + ([num % CHUNK] if num % CHUNK else [])
+    return [(n, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]))
+            for i, n in enumerate(sizes)]
+
+
+def _in_chunks(num: int, seed: int, desc: str, make: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
+    parts = [make(n, s).cpu() for n, s in progress(chunk_seeds(seed, num), desc=desc, unit="chunk")]
+    return torch.cat(parts)
+
+
+_ARRAY = (
+    SourceParam("n_ant", int, 32, "BS antennas"),
+    SourceParam("array", str, "ula", "BS array type", ("ula", "upa")),
+    SourceParam("n_rows", int, None, "UPA rows (must divide n_ant)"),
+    SourceParam("spacing", float, 0.5, "element spacing in wavelengths"),
+    SourceParam("carrier_frequency", float, 3.5e9, "carrier frequency in Hz"),
+    SourceParam("speed", float, 0.0, "user speed in m/s"),
+)
+_OFDM = (
+    SourceParam("n_sc", int, 1024, "subcarriers"),
+    SourceParam("subcarrier_spacing", float, 30e3, "subcarrier spacing in Hz"),
+    SourceParam("n_delay", int, None, "keep the first N delay taps of the angular-delay CSI "
+                                      "(stores H_ad [num, n_ant, n_delay]); omitted: stores H [num, n_ant, n_sc]"),
+)
+_COMMON = (SourceParam("num", int, 1000, "number of samples (drops)"),)
+
+
+def _array_kwargs(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: p[k] for k in ("n_ant", "array", "n_rows", "spacing", "carrier_frequency", "speed")}
+
+
+def _ofdm_output(h_of: Callable[[int, int], torch.Tensor], p: Mapping[str, Any], seed: int,
+                 desc: str) -> dict[str, torch.Tensor]:
+    n_delay = p["n_delay"]
+    if n_delay is None:
+        return {"H": _in_chunks(p["num"], seed, desc, h_of)}
+    return {"H_ad": _in_chunks(p["num"], seed, desc, lambda n, s: to_angular_delay(h_of(n, s), n_delay))}
+
+
+def _build_cdl(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
+    from chanlab.channels.sionna_phy import generate_cdl
+
+    def h_of(n: int, s: int) -> torch.Tensor:
+        return generate_cdl(n, model=p["model"], n_sc=p["n_sc"], subcarrier_spacing=p["subcarrier_spacing"],
+                            delay_spread=p["delay_spread"], seed=s, device=device, show_progress=False,
+                            **_array_kwargs(p))
+
+    return _ofdm_output(h_of, p, seed, f"CDL-{p['model']}")
+
+
+def _scenario_builder(scenario: str):
+    def build(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
+        from chanlab.channels.sionna_phy import generate_scenario
+
+        def h_of(n: int, s: int) -> torch.Tensor:
+            return generate_scenario(n, scenario=scenario, n_sc=p["n_sc"],
+                                     subcarrier_spacing=p["subcarrier_spacing"], seed=s, device=device,
+                                     show_progress=False, **_array_kwargs(p))
+
+        return _ofdm_output(h_of, p, seed, scenario.upper())
+
+    return build
+
+
+def _build_multiuser(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
+    from chanlab.channels.sionna_phy import generate_multiuser
+
+    def h_of(n: int, s: int) -> torch.Tensor:
+        return generate_multiuser(n, n_users=p["n_users"], source=p["channel"], model=p["model"],
+                                  delay_spread=p["delay_spread"], seed=s, device=device, show_progress=False,
+                                  **_array_kwargs(p))
+
+    return {"H_mu": _in_chunks(p["num"], seed, f"multi-user {p['channel']}", h_of)}
+
+
+def _build_cellfree(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
+    from chanlab.channels.cellfree import generate_cellfree
+
+    drop = generate_cellfree(p["num"], n_aps=p["n_aps"], n_ant=p["n_ant"], n_users=p["n_users"],
+                             area=p["area"], shadowing_db=p["shadowing_db"], error_level=p["error_level"],
+                             seed=seed, device=device)
+    return {"h_hat": drop.h_hat, "h": drop.h, "eps": drop.eps, "beta": drop.beta,
+            "ap_pos": drop.ap_pos, "user_pos": drop.user_pos}
+
+
+_CDL_EXTRA = (
+    SourceParam("model", str, "C", "CDL model", ("A", "B", "C", "D", "E")),
+    SourceParam("delay_spread", float, 300e-9, "RMS delay spread in s"),
+)
+
+SOURCES: dict[str, DataSource] = {
+    s.name: s for s in (
+        DataSource("cdl", "3GPP CDL A–E MIMO-OFDM CSI [num, n_ant, n_sc] (Sionna PHY)",
+                   _COMMON + _CDL_EXTRA + _ARRAY + _OFDM, _build_cdl,
+                   lambda p: {"domain": "spatial-frequency" if p["n_delay"] is None else "angular-delay"}),
+        DataSource("umi", "3GPP UMi street canyon with random topologies (Sionna PHY)",
+                   _COMMON + _ARRAY + _OFDM, _scenario_builder("umi"),
+                   lambda p: {"domain": "spatial-frequency" if p["n_delay"] is None else "angular-delay"}),
+        DataSource("uma", "3GPP UMa with random topologies (Sionna PHY)",
+                   _COMMON + _ARRAY + _OFDM, _scenario_builder("uma"),
+                   lambda p: {"domain": "spatial-frequency" if p["n_delay"] is None else "angular-delay"}),
+        DataSource("multiuser", "narrowband multi-user drops H_mu [num, n_users, n_ant]",
+                   _COMMON + (SourceParam("n_users", int, 4, "users per drop"),
+                              SourceParam("channel", str, "cdl", "channel model family", ("cdl", "umi", "uma")))
+                   + _CDL_EXTRA + _ARRAY, _build_multiuser),
+        DataSource("cellfree", "cell-free drops with bounded CSI error (ĥ, h, ε) [num, n_users, n_aps, n_ant]",
+                   _COMMON + (SourceParam("n_aps", int, 16, "access points Q"),
+                              SourceParam("n_ant", int, 4, "antennas per AP M"),
+                              SourceParam("n_users", int, 16, "single-antenna users I"),
+                              SourceParam("area", float, 1000.0, "side of the square area in m"),
+                              SourceParam("shadowing_db", float, 8.0, "log-normal shadowing std in dB"),
+                              SourceParam("error_level", float, 0.1, "CSI error level η = ‖Δh‖/‖h‖")),
+                   _build_cellfree),
+    )
+}
+
+
+def get_source(name: str) -> DataSource:
+    """The data source called ``name``; ConfigError listing the known ones otherwise."""
+    if name not in SOURCES:
+        raise ConfigError(f"unknown data source {name!r}; known: {', '.join(SOURCES)}")
+    return SOURCES[name]
+
+
+def generate_dataset(source: str, params: Mapping[str, Any], *, seed: int = 0, device: str | torch.device = "cpu",
+                     out: str | Path | None = None, cache: Path | None = None) -> tuple[Path, bool]:
+    """Generate (or fetch from the cache) a dataset; optionally copy it to ``out``.
+
+    Returns:
+        ``(path, from_cache)``: the file written (``out`` if given, else the cache file) and
+        whether the cache already held it.
+    """
+    from chanlab.channels.store import cached_dataset
+    from chanlab.core.device import select_device
+
+    src = get_source(source)
+    resolved = src.resolve(params)
+    if resolved.get("num") is not None and resolved["num"] < 1:
+        raise ConfigError(f"num: expected a positive number of samples, got {resolved['num']}")
+    dev = select_device(device)
+    key_params = dict(resolved, device_type=dev.type)
+    attrs = dict(src.describe(resolved), source=source, summary=src.summary)
+    path, hit = cached_dataset(f"chanlab.data.{source}", key_params, seed,
+                               lambda: src.build(resolved, seed, dev), attrs=attrs, cache=cache)
+    if out is None:
+        return path, hit
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        shutil.copyfile(path, tmp)
+    return out, hit

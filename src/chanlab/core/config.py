@@ -1,0 +1,198 @@
+"""Typed experiment configurations with presets and dotted ``key=value`` overrides.
+
+A configuration is a (possibly nested) dataclass whose fields have simple types: ``int``,
+``float``, ``bool``, ``str``, ``tuple[...]``/``list[...]`` of those, ``Optional`` of those,
+or another config dataclass. Overrides address fields by dotted path::
+
+    cfg = apply_overrides(cfg, ["train.lr=3e-4", "data.n_ant=64", "model.widths=(32,64)"])
+
+An unknown key or a value of the wrong type raises :class:`ConfigError` naming the valid keys.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from chanlab.core.errors import ConfigError
+
+C = TypeVar("C")
+
+_SCALARS = (bool, int, float, str)
+
+
+def is_config(obj: Any) -> bool:
+    """True for a config dataclass instance or class."""
+    return dataclasses.is_dataclass(obj)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def flat_fields(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"dotted.key": type}`` for every leaf field of a config (class or instance)."""
+    cls = cfg if isinstance(cfg, type) else type(cfg)
+    out: dict[str, Any] = {}
+    for name, tp in _field_types(cls).items():
+        key = f"{prefix}{name}"
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            out.update(flat_fields(tp, key + "."))
+        else:
+            out[key] = tp
+    return out
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready nested dict of a config (tuples become lists)."""
+    return dataclasses.asdict(cfg)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert losslessly where sensible."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{key}: expected one of {list(args)}, got {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            raise ConfigError(f"{key}: expected a {origin.__name__} of values, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
+            items = [coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+        else:
+            item_tp = args[0] if args else Any
+            items = [coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return origin(items)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, Mapping):
+            return from_dict(tp, value, prefix=key + ".")
+        raise ConfigError(f"{key}: expected a mapping for {tp.__name__}, got {value!r}")
+    raise ConfigError(f"{key}: unsupported config type {_type_name(tp)}")
+
+
+def parse_text(text: str, tp: Any, key: str) -> Any:
+    """Parse command-line text for a field of type ``tp``.
+
+    Numbers, booleans (``true``/``false``/``1``/``0``), ``none``, and Python-style tuples or
+    lists are understood; strings need no quotes.
+    """
+    raw = text.strip()
+    low = raw.lower()
+    if low in ("none", "null"):
+        value: Any = None
+    elif low in ("true", "yes", "on"):
+        value = True
+    elif low in ("false", "no", "off"):
+        value = False
+    else:
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+    if tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType)
+                     and str in typing.get_args(tp) and not isinstance(value, type(None))):
+        if not isinstance(value, str):
+            value = raw
+    if tp is bool and isinstance(value, int) and value in (0, 1):
+        value = bool(value)
+    if typing.get_origin(tp) in (tuple, list) and isinstance(value, _SCALARS) and value is not None:
+        value = (value,)
+    return coerce(value, tp, key)
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
+    """Build a config of class ``cls`` from a nested mapping, checking keys and types."""
+    types_ = _field_types(cls)
+    unknown = sorted(set(data) - set(types_))
+    if unknown:
+        raise ConfigError(_unknown_message(prefix + unknown[0], [prefix + k for k in types_]))
+    kwargs = {name: coerce(value, types_[name], prefix + name) for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def _unknown_message(key: str, valid: Iterable[str]) -> str:
+    valid = sorted(valid)
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown config key {key!r}{hint}; valid keys: {', '.join(valid)}"
+
+
+def _replace_path(cfg: Any, path: list[str], value: Any) -> Any:
+    head, rest = path[0], path[1:]
+    current = getattr(cfg, head)
+    new = _replace_path(current, rest, value) if rest else value
+    return dataclasses.replace(cfg, **{head: new})
+
+
+def set_value(cfg: C, key: str, value: Any, *, from_text: bool = False) -> C:
+    """A copy of ``cfg`` with the dotted ``key`` set to ``value`` (parsed if ``from_text``)."""
+    fields = flat_fields(cfg)
+    if key not in fields:
+        raise ConfigError(_unknown_message(key, fields))
+    tp = fields[key]
+    value = parse_text(value, tp, key) if from_text else coerce(value, tp, key)
+    return _replace_path(cfg, key.split("."), value)
+
+
+def apply_overrides(cfg: C, overrides: Mapping[str, Any] | Iterable[str] | None) -> C:
+    """Apply ``{"a.b": value}`` or ``["a.b=text", ...]`` to a config, returning a new one."""
+    if not overrides:
+        return cfg
+    if isinstance(overrides, Mapping):
+        for key, value in overrides.items():
+            cfg = set_value(cfg, key, value)
+        return cfg
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. train.epochs=5")
+        key, text = item.split("=", 1)
+        cfg = set_value(cfg, key.strip(), text, from_text=True)
+    return cfg

@@ -1,0 +1,66 @@
+from dataclasses import dataclass, field
+
+import pytest
+
+from chanlab.core.config import apply_overrides, flat_fields, from_dict, to_dict
+from chanlab.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Train:
+    lr: float = 1e-3
+    epochs: int = 3
+    widths: tuple[int, ...] = (16, 32)
+
+
+@dataclass(frozen=True)
+class Cfg:
+    name: str = "x"
+    train: Train = field(default_factory=Train)
+    k: int | None = None
+    flag: bool = False
+
+
+def test_overrides_parse_each_type():
+    cfg = apply_overrides(Cfg(), ["train.lr=3e-4", "train.widths=(4, 5)", "k=7", "flag=true",
+                                  "name=hello world", "train.epochs=9"])
+    assert cfg == Cfg(name="hello world", train=Train(lr=3e-4, epochs=9, widths=(4, 5)), k=7, flag=True)
+    assert apply_overrides(cfg, ["k=none"]).k is None
+    assert apply_overrides(Cfg(), ["train.lr=1"]).train.lr == 1.0 and isinstance(
+        apply_overrides(Cfg(), ["train.lr=1"]).train.lr, float)
+    assert apply_overrides(Cfg(), ["train.widths=8"]).train.widths == (8,)
+
+
+def test_overrides_from_mapping_and_original_untouched():
+    base = Cfg()
+    cfg = apply_overrides(base, {"train.epochs": 5})
+    assert cfg.train.epochs == 5 and base.train.epochs == 3
+
+
+def test_unknown_key_names_valid_keys():
+    with pytest.raises(ConfigError, match=r"unknown config key 'train\.lrr'.*did you mean 'train\.lr'.*valid keys: "
+                                          r"flag, k, name, train\.epochs, train\.lr, train\.widths"):
+        apply_overrides(Cfg(), ["train.lrr=1"])
+
+
+@pytest.mark.parametrize("item, match", [
+    ("train.epochs=1.5", "expected an integer"),
+    ("flag=maybe", "expected true/false"),
+    ("train.widths=(1, 'a')", "expected an integer"),
+    ("noequals", "expected KEY=VALUE"),
+    ("k=abc", "expected"),
+])
+def test_wrong_types_are_config_errors(item, match):
+    with pytest.raises(ConfigError, match=match):
+        apply_overrides(Cfg(), [item])
+
+
+def test_round_trip_through_dict():
+    cfg = apply_overrides(Cfg(), ["train.widths=(1,2,3)"])
+    assert from_dict(Cfg, to_dict(cfg)) == cfg
+    with pytest.raises(ConfigError, match="unknown config key 'bogus'"):
+        from_dict(Cfg, {"bogus": 1})
+
+
+def test_flat_fields_lists_leaves():
+    assert set(flat_fields(Cfg)) == {"name", "train.lr", "train.epochs", "train.widths", "k", "flag"}

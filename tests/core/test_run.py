@@ -1,0 +1,95 @@
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from chanlab.core.errors import ConfigError
+from chanlab.core.registry import Claim, Experiment, get_experiment, register
+from chanlab.core.run import check_claims, format_results_table, run_experiment
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    steps: int = 4
+    lr: float = 0.1
+
+
+def _run_toy(cfg: ToyConfig, ctx):
+    """Fits w to 3 by gradient steps, checkpointing each step; crashes once if asked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ck = ctx.checkpoint("train")
+    state = ck.load_latest()
+    w = torch.zeros(1) if state is None else state["w"]
+    start = 0 if state is None else state["step"]
+    for step in range(start, cfg.steps):
+        w = w - cfg.lr * 2 * (w - 3)
+        ck.save({"w": w, "step": step + 1})
+        if _CRASH_AT.get("step") == step + 1:
+            _CRASH_AT.clear()
+            raise KeyboardInterrupt
+    fig = plt.figure()
+    ctx.save_figure(fig, "toy")
+    return {"w": float(w), "start": start, "nested": {"values": [1.0, 2.0]}}
+
+
+_CRASH_AT: dict = {}
+
+TOY = register(Experiment(
+    name="test/toy", summary="toy", config=ToyConfig, run=_run_toy,
+    presets={"smoke": {"steps": 2}, "quick": {}, "paper": {"steps": 100}},
+    claims=(Claim("w moves towards 3", lambda r: (r["w"] > 0, f"w = {r['w']:.3f}")),
+            Claim("broken claim", lambda r: (r["missing"] > 0, "")))))
+
+
+def test_run_writes_folder(tmp_path):
+    out = tmp_path / "run"
+    res = run_experiment("test/toy", preset="smoke", overrides=["lr=0.5"], out=out, device="cpu", seed=3)
+    assert res.results["w"] == pytest.approx(3.0)
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"] == {"steps": 2, "lr": 0.5} and record["seed"] == 3 and record["preset"] == "smoke"
+    assert json.loads((out / "results.json").read_text())["nested"]["values"] == [1.0, 2.0]
+    assert (out / "figures" / "toy.png").stat().st_size > 0
+    assert "run test/toy" in (out / "log.txt").read_text()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run_experiment("test/toy", preset="smoke", out=out, device="cpu")
+
+
+def test_killed_run_resumes_from_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    _CRASH_AT["step"] = 2
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("test/toy", preset="quick", out=out, device="cpu")
+    res = run_experiment("test/toy", preset="quick", out=out, device="cpu", resume=True)
+    assert res.results["start"] == 2
+    fresh = run_experiment("test/toy", preset="quick", out=tmp_path / "fresh", device="cpu")
+    assert res.results["w"] == pytest.approx(fresh.results["w"])
+
+
+def test_resume_checks_config(tmp_path):
+    out = tmp_path / "run"
+    run_experiment("test/toy", preset="smoke", out=out, device="cpu")
+    with pytest.raises(ConfigError, match="another experiment, config or seed"):
+        run_experiment("test/toy", preset="quick", out=out, device="cpu", resume=True)
+    with pytest.raises(ConfigError, match="holds no run"):
+        run_experiment("test/toy", preset="smoke", out=tmp_path / "empty", device="cpu", resume=True)
+
+
+def test_registry_errors():
+    with pytest.raises(ConfigError, match=r"unknown experiment 'test/toyy' \(did you mean 'test/toy'\?\)"):
+        get_experiment("test/toyy")
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        TOY.make_config("huge")
+    with pytest.raises(ConfigError, match="presets .* missing"):
+        register(Experiment(name="test/nopresets", summary="", config=ToyConfig, run=_run_toy, presets={"quick": {}}))
+
+
+def test_claims_and_table():
+    verdicts = check_claims(TOY.claims, {"w": 1.0})
+    assert [v.passed for v in verdicts] == [True, False]
+    assert "could not be checked" in verdicts[1].measured
+    table = format_results_table({"a": 1.23456, "b": {"c": [1, 2]}})
+    assert "a" in table and "b.c" in table and "1.235" in table
