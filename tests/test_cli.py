@@ -110,3 +110,11 @@ def test_console_script_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "chanlab.cli", "run", "no/such"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("argv", [["run"], ["bogus"], ["data", "generate", "cdl", "--model", "Z"]])
+def test_usage_errors_are_one_line(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and err.startswith("chanlab: error:") and "\n" not in err

@@ -15,12 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 from chanlab.core.errors import ChanlabError
 
 DEMO_EXPERIMENT = "channels/demo"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage stays available through --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"chanlab: error: {message} (see '{self.prog} --help')\n")
 
 
 def _experiments():
@@ -130,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     from chanlab import __version__
     from chanlab.channels.sources import SOURCES
 
-    parser = argparse.ArgumentParser(prog="chanlab", description="Learned wireless channel representations.")
+    parser = _Parser(prog="chanlab", description="Learned wireless channel representations.")
     parser.add_argument("--version", action="version", version=f"chanlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -192,6 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chanlab: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: one line by default, the traceback on request
+        if os.environ.get("CHANLAB_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"chanlab: internal error: {type(exc).__name__}: {first} (set CHANLAB_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,15 +5,13 @@ import math
 import pytest
 import torch
 
-pytest.importorskip("sionna.phy")
-
-from chanlab.channels import sionna_phy as sp  # noqa: E402
-from chanlab.channels.sionna_phy import (  # noqa: E402
+from chanlab.channels import sionna_phy as sp
+from chanlab.channels.sionna_phy import (
     generate_cdl,
     generate_multiuser,
     generate_scenario,
 )
-from chanlab.core.errors import ChanlabError, ConfigError  # noqa: E402
+from chanlab.core.errors import ChanlabError, ConfigError
 
 SMALL = dict(n_ant=8, n_sc=64)
 
@@ -252,3 +250,36 @@ def test_cuda_output_device():
     g = generate_scenario(3, device="cuda", **SMALL)
     assert g.device.type == "cuda"
     assert math.isclose(_mean_power(g, (1, 2)).mean().item(), 1.0, rel_tol=1e-3)
+
+
+# ------------------------------------------------------------------- time sequences
+
+
+def _lag_correlation(h: torch.Tensor, lag: int) -> float:
+    """|E[h_t^H h_{t+lag}]| / E[|h|^2] over samples, antennas and subcarriers."""
+    a, b = h[:, : h.shape[1] - lag], h[:, lag:]
+    return float((a.conj() * b).sum().abs() / (a.abs().square().sum()))
+
+
+@pytest.mark.parametrize("gen, kwargs", [
+    (generate_cdl, dict(model="C")),
+    (generate_scenario, dict(scenario="umi")),
+])
+def test_time_sequences_follow_speed(gen, kwargs):
+    common = dict(n_ant=4, n_sc=16, n_time=6, time_step=2e-3, seed=3, show_progress=False, **kwargs)
+    still = gen(8, speed=0.0, **common)
+    assert still.shape == (8, 6, 4, 16)
+    # nobody moves: every snapshot equals the first
+    assert torch.allclose(still, still[:, :1].expand_as(still), atol=1e-5)
+    moving = gen(8, speed=30.0, **common)
+    # 30 m/s at 3.5 GHz: Doppler up to 350 Hz, so 10 ms (lag 5) decorrelates strongly
+    assert _lag_correlation(moving, 0) == pytest.approx(1.0)
+    assert _lag_correlation(moving, 5) < 0.8
+    assert not torch.allclose(moving[:, 0], moving[:, 5], atol=1e-3)
+
+
+def test_time_arguments_are_checked():
+    with pytest.raises(ConfigError, match="n_time"):
+        generate_cdl(2, n_ant=2, n_sc=4, n_time=0, show_progress=False)
+    with pytest.raises(ConfigError, match="time_step"):
+        generate_cdl(2, n_ant=2, n_sc=4, n_time=2, time_step=0.0, show_progress=False)

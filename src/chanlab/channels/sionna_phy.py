@@ -13,10 +13,16 @@ Link and antennas
 Downlink: the base station (BS) transmits with an ``n_ant``-element array, every user
 (UT) has one antenna. All elements (BS and UT) are single-polarized (vertical, slant 0)
 with Sionna's ``"omni"`` pattern, i.e. an isotropic element of gain 1 (0 dBi): the
-array response carries no element-pattern weighting. Each returned sample is one
-snapshot at ``t = 0`` of Sionna's channel, so ``speed`` (m/s; passed to Sionna as
-the UT speed, random direction) does not change a single snapshot: the Doppler phase
-``exp(j 2 pi f_D t)`` is 1 at ``t = 0``.
+array response carries no element-pattern weighting.
+
+Time
+----
+By default each sample is one snapshot at ``t = 0``. :func:`generate_cdl` and
+:func:`generate_scenario` take ``n_time`` and ``time_step`` (s): with ``n_time > 1``
+each sample is a sequence of ``n_time`` snapshots ``time_step`` apart, returned as
+``[num, n_time, n_ant, n_sc]``, along which the users move at ``speed`` (m/s, random
+direction) and the paths rotate with their Doppler shifts. ``speed`` therefore only
+matters for sequences: a single snapshot at ``t = 0`` has Doppler phase 1.
 
 Antenna ordering (how to match a steering vector)
 -------------------------------------------------
@@ -149,6 +155,11 @@ def _check_common(num, batch_size, seed, carrier_frequency, speed, show_progress
         raise ConfigError(f"show_progress: expected a bool, got {show_progress!r}")
 
 
+def _check_time(n_time, time_step) -> None:
+    check_int_range(n_time, "n_time", low=1, error=ConfigError)
+    _check_real(time_step, "time_step")
+
+
 def _check_bool(value, name: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{name}: expected a bool, got {value!r}")
@@ -242,8 +253,9 @@ def _scenario_channel(scenario: str, carrier_frequency: float, o2i_model: str, b
                bs_array=bs, direction="downlink", precision="single", device=sdev)
 
 
-def _scenario_cir(channel, scenario: str, b: int, n_ut: int, speed: float, sdev: str):
-    """One fresh random single-sector drop per batch entry -> ``a [b, n_ut, n_ant, P]``,
+def _scenario_cir(channel, scenario: str, b: int, n_ut: int, speed: float, sdev: str,
+                  n_time: int = 1, time_step: float = 1.0):
+    """One fresh random single-sector drop per batch entry -> ``a [b, n_ut, n_ant, P, n_time]``,
     ``tau [b, n_ut, P]``."""
     from sionna.phy.channel import gen_single_sector_topology
 
@@ -252,9 +264,16 @@ def _scenario_cir(channel, scenario: str, b: int, n_ut: int, speed: float, sdev:
                                           device=sdev)
     channel.reset_topology()          # the batch size can change on the last batch
     channel.set_topology(*topology, los="random")
-    a, tau = channel(num_time_samples=1, sampling_frequency=1.0)
-    # a: [b, num_rx=n_ut, 1, num_tx=1, n_ant, P, 1]; tau: [b, n_ut, 1, P]
-    return a[:, :, 0, 0, :, :, 0], tau[:, :, 0, :]
+    a, tau = channel(num_time_samples=n_time, sampling_frequency=1.0 / time_step)
+    # a: [b, num_rx=n_ut, 1, num_tx=1, n_ant, P, n_time]; tau: [b, n_ut, 1, P]
+    return a[:, :, 0, 0], tau[:, :, 0, :]
+
+
+def _time_major(a: torch.Tensor, tau: torch.Tensor, freqs: torch.Tensor, n_time: int) -> torch.Tensor:
+    """``a [b, n_ant, P, T]``, ``tau [b, P]`` -> ``[b, n_ant, F]`` (T = 1) or ``[b, T, n_ant, F]``."""
+    if n_time == 1:
+        return _ofdm_response(a[..., 0], tau, freqs)
+    return _ofdm_response(a.permute(0, 3, 1, 2), tau[:, None], freqs)
 
 
 # --------------------------------------------------------------------------- public API
@@ -263,7 +282,8 @@ def generate_cdl(num: int, *, model: str = "C", n_ant: int = 32, array: str = "u
                  n_rows: int | None = None, spacing: float = 0.5,
                  carrier_frequency: float = 3.5e9, n_sc: int = 1024,
                  subcarrier_spacing: float = 30e3, delay_spread: float = 300e-9,
-                 speed: float = 0.0, batch_size: int = 256, seed: int = 0, device="cpu",
+                 speed: float = 0.0, n_time: int = 1, time_step: float = 1e-3,
+                 batch_size: int = 256, seed: int = 0, device="cpu",
                  show_progress: bool = True) -> torch.Tensor:
     """Downlink MISO-OFDM CSI from the TR 38.901 CDL model ``model`` (``"A"``..``"E"``).
 
@@ -272,10 +292,13 @@ def generate_cdl(num: int, *, model: str = "C", n_ant: int = 32, array: str = "u
     CDL table, scaled by ``delay_spread``, so all samples share the same angular and
     delay support). The array conventions are in the module docstring.
 
-    Returns ``[num, n_ant, n_sc]`` complex64 on ``device``, unit average power per entry
-    in expectation (Sionna's normalized power delay profile; not rescaled here).
+    Returns ``[num, n_ant, n_sc]`` complex64 on ``device`` (``[num, n_time, n_ant, n_sc]``
+    when ``n_time > 1``: snapshots ``time_step`` seconds apart, users moving at ``speed``),
+    unit average power per entry in expectation (Sionna's normalized power delay profile;
+    not rescaled here).
     """
     _check_common(num, batch_size, seed, carrier_frequency, speed, show_progress)
+    _check_time(n_time, time_step)
     model = _check_cdl_model(model)
     array, rows, cols, spacing = _check_array(array, n_ant, n_rows, spacing)
     check_int_range(n_sc, "n_sc", low=1, error=ConfigError)
@@ -286,7 +309,8 @@ def generate_cdl(num: int, *, model: str = "C", n_ant: int = 32, array: str = "u
     from sionna.phy.channel import subcarrier_frequencies
     from sionna.phy.channel.tr38901 import CDL
 
-    out = torch.empty((num, n_ant, n_sc), dtype=torch.complex64, device=dev)
+    shape = (num, n_ant, n_sc) if n_time == 1 else (num, n_time, n_ant, n_sc)
+    out = torch.empty(shape, dtype=torch.complex64, device=dev)
     perm = _row_major_perm(rows, cols, dev)
     with _seeded(seed):
         bs, ut = _arrays(rows, cols, spacing, carrier_frequency, sdev)
@@ -296,10 +320,10 @@ def generate_cdl(num: int, *, model: str = "C", n_ant: int = 32, array: str = "u
         freqs = subcarrier_frequencies(n_sc, subcarrier_spacing, precision="double", device=sdev)
         for start in _batches(num, batch_size, show_progress, f"CDL-{model}"):
             b = min(batch_size, num - start)
-            a, tau = cdl(b, 1, 1.0)
-            # a: [b, 1, 1, 1, n_ant, P, 1]; tau: [b, 1, 1, P]
-            h = _ofdm_response(a[:, 0, 0, 0, :, :, 0], tau[:, 0, 0, :], freqs)
-            out[start:start + b] = h if perm is None else h[:, perm]
+            a, tau = cdl(b, n_time, 1.0 / time_step)
+            # a: [b, 1, 1, 1, n_ant, P, n_time]; tau: [b, 1, 1, P]
+            h = _time_major(a[:, 0, 0, 0], tau[:, 0, 0, :], freqs, n_time)
+            out[start:start + b] = h if perm is None else h[..., perm, :]
     return out
 
 
@@ -307,6 +331,7 @@ def generate_scenario(num: int, *, scenario: str = "umi", n_ant: int = 32, array
                       n_rows: int | None = None, spacing: float = 0.5,
                       carrier_frequency: float = 3.5e9, n_sc: int = 1024,
                       subcarrier_spacing: float = 30e3, speed: float = 0.0,
+                      n_time: int = 1, time_step: float = 1e-3,
                       o2i_model: str = "low", normalize: bool = True, batch_size: int = 256,
                       seed: int = 0, device="cpu", show_progress: bool = True) -> torch.Tensor:
     """Downlink MISO-OFDM CSI from the TR 38.901 UMi or UMa model (``scenario``).
@@ -318,12 +343,15 @@ def generate_scenario(num: int, *, scenario: str = "umi", n_ant: int = 32, array
     from the TR 38.901 LoS probability). Large-scale parameters, path loss and shadow
     fading are included.
 
-    ``normalize=True`` scales every sample to unit average power per entry (removes path
-    loss and shadowing); ``normalize=False`` returns the raw values.
+    ``normalize=True`` scales every sample (a whole sequence when ``n_time > 1``) to unit
+    average power per entry (removes path loss and shadowing); ``normalize=False``
+    returns the raw values.
 
-    Returns ``[num, n_ant, n_sc]`` complex64 on ``device``.
+    Returns ``[num, n_ant, n_sc]`` complex64 on ``device`` (``[num, n_time, n_ant, n_sc]``
+    when ``n_time > 1``, as in :func:`generate_cdl`).
     """
     _check_common(num, batch_size, seed, carrier_frequency, speed, show_progress)
+    _check_time(n_time, time_step)
     scenario = _check_choice(scenario, "scenario", SCENARIOS)
     o2i_model = _check_choice(o2i_model, "o2i_model", _O2I_MODELS)
     array, rows, cols, spacing = _check_array(array, n_ant, n_rows, spacing)
@@ -334,7 +362,8 @@ def generate_scenario(num: int, *, scenario: str = "umi", n_ant: int = 32, array
 
     from sionna.phy.channel import subcarrier_frequencies
 
-    out = torch.empty((num, n_ant, n_sc), dtype=torch.complex64, device=dev)
+    shape = (num, n_ant, n_sc) if n_time == 1 else (num, n_time, n_ant, n_sc)
+    out = torch.empty(shape, dtype=torch.complex64, device=dev)
     perm = _row_major_perm(rows, cols, dev)
     with _seeded(seed):
         bs, ut = _arrays(rows, cols, spacing, carrier_frequency, sdev)
@@ -342,11 +371,11 @@ def generate_scenario(num: int, *, scenario: str = "umi", n_ant: int = 32, array
         freqs = subcarrier_frequencies(n_sc, subcarrier_spacing, precision="double", device=sdev)
         for start in _batches(num, batch_size, show_progress, scenario.upper()):
             b = min(batch_size, num - start)
-            a, tau = _scenario_cir(channel, scenario, b, 1, speed, sdev)
-            h = _ofdm_response(a[:, 0], tau[:, 0], freqs)          # [b, n_ant, n_sc]
+            a, tau = _scenario_cir(channel, scenario, b, 1, speed, sdev, n_time, time_step)
+            h = _time_major(a[:, 0], tau[:, 0], freqs, n_time)     # [b, (T,) n_ant, n_sc]
             if normalize:
-                h = _normalize(h, (1, 2))
-            out[start:start + b] = h if perm is None else h[:, perm]
+                h = _normalize(h, tuple(range(1, h.ndim)))
+            out[start:start + b] = h if perm is None else h[..., perm, :]
     return out
 
 
@@ -374,7 +403,8 @@ def generate_multiuser(num: int, *, n_users: int, source: str = "cdl", model: st
     * ``source="scenario"``: the scenario named by ``scenario`` (``"umi"``/``"uma"``);
       ``scenario`` is read only in this case.
 
-    ``batch_size`` counts drops.
+    ``batch_size`` counts drops. Each drop is a snapshot at ``t = 0``, so ``speed`` does
+    not change it (it is accepted for symmetry with the wideband generators).
     """
     _check_common(num, batch_size, seed, carrier_frequency, speed, show_progress)
     check_int_range(n_users, "n_users", low=1, error=ConfigError)
@@ -410,7 +440,7 @@ def generate_multiuser(num: int, *, n_users: int, source: str = "cdl", model: st
                 h = a[:, 0, 0, 0, :, :, 0].sum(dim=-1).reshape(b, n_users, n_ant)
             else:
                 a, _ = _scenario_cir(channel, src, b, n_users, speed, sdev)
-                h = a.sum(dim=-1)                                    # [b, n_users, n_ant]
+                h = a[..., 0].sum(dim=-1)                            # [b, n_users, n_ant]
                 if normalize:
                     h = _normalize(h, (1, 2))
             out[start:start + b] = h if perm is None else h[..., perm]

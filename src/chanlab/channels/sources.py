@@ -84,7 +84,11 @@ _ARRAY = (
     SourceParam("n_rows", int, None, "UPA rows (must divide n_ant)"),
     SourceParam("spacing", float, 0.5, "element spacing in wavelengths"),
     SourceParam("carrier_frequency", float, 3.5e9, "carrier frequency in Hz"),
-    SourceParam("speed", float, 0.0, "user speed in m/s"),
+    SourceParam("speed", float, 0.0, "user speed in m/s (matters with --n-time > 1)"),
+)
+_TIME = (
+    SourceParam("n_time", int, 1, "snapshots per sample; > 1 adds a time axis: [num, n_time, ...]"),
+    SourceParam("time_step", float, 1e-3, "time between snapshots in s"),
 )
 _OFDM = (
     SourceParam("n_sc", int, 1024, "subcarriers"),
@@ -99,12 +103,22 @@ def _array_kwargs(p: Mapping[str, Any]) -> dict[str, Any]:
     return {k: p[k] for k in ("n_ant", "array", "n_rows", "spacing", "carrier_frequency", "speed")}
 
 
+def _time_kwargs(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {"n_time": p["n_time"], "time_step": p["time_step"]}
+
+
+def _angular_delay_any(h: torch.Tensor, n_delay: int) -> torch.Tensor:
+    """:func:`to_angular_delay` on ``[..., n_ant, n_sc]`` (a time axis is folded into the batch)."""
+    flat = to_angular_delay(h.reshape(-1, *h.shape[-2:]), n_delay)
+    return flat.reshape(*h.shape[:-1], n_delay)
+
+
 def _ofdm_output(h_of: Callable[[int, int], torch.Tensor], p: Mapping[str, Any], seed: int,
                  desc: str) -> dict[str, torch.Tensor]:
     n_delay = p["n_delay"]
     if n_delay is None:
         return {"H": _in_chunks(p["num"], seed, desc, h_of)}
-    return {"H_ad": _in_chunks(p["num"], seed, desc, lambda n, s: to_angular_delay(h_of(n, s), n_delay))}
+    return {"H_ad": _in_chunks(p["num"], seed, desc, lambda n, s: _angular_delay_any(h_of(n, s), n_delay))}
 
 
 def _build_cdl(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -113,7 +127,7 @@ def _build_cdl(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, 
     def h_of(n: int, s: int) -> torch.Tensor:
         return generate_cdl(n, model=p["model"], n_sc=p["n_sc"], subcarrier_spacing=p["subcarrier_spacing"],
                             delay_spread=p["delay_spread"], seed=s, device=device, show_progress=False,
-                            **_array_kwargs(p))
+                            **_array_kwargs(p), **_time_kwargs(p))
 
     return _ofdm_output(h_of, p, seed, f"CDL-{p['model']}")
 
@@ -125,7 +139,7 @@ def _scenario_builder(scenario: str):
         def h_of(n: int, s: int) -> torch.Tensor:
             return generate_scenario(n, scenario=scenario, n_sc=p["n_sc"],
                                      subcarrier_spacing=p["subcarrier_spacing"], seed=s, device=device,
-                                     show_progress=False, **_array_kwargs(p))
+                                     show_progress=False, **_array_kwargs(p), **_time_kwargs(p))
 
         return _ofdm_output(h_of, p, seed, scenario.upper())
 
@@ -153,6 +167,13 @@ def _build_cellfree(p: dict[str, Any], seed: int, device: torch.device) -> dict[
             "ap_pos": drop.ap_pos, "user_pos": drop.user_pos}
 
 
+def _describe_ofdm(p: Mapping[str, Any]) -> dict[str, Any]:
+    time = "n_time, " if p["n_time"] > 1 else ""
+    if p["n_delay"] is None:
+        return {"domain": "spatial-frequency", "layout": f"H [num, {time}n_ant, n_sc]"}
+    return {"domain": "angular-delay", "layout": f"H_ad [num, {time}n_ant, n_delay]"}
+
+
 _CDL_EXTRA = (
     SourceParam("model", str, "C", "CDL model", ("A", "B", "C", "D", "E")),
     SourceParam("delay_spread", float, 300e-9, "RMS delay spread in s"),
@@ -160,15 +181,15 @@ _CDL_EXTRA = (
 
 SOURCES: dict[str, DataSource] = {
     s.name: s for s in (
-        DataSource("cdl", "3GPP CDL A–E MIMO-OFDM CSI [num, n_ant, n_sc] (Sionna PHY)",
-                   _COMMON + _CDL_EXTRA + _ARRAY + _OFDM, _build_cdl,
-                   lambda p: {"domain": "spatial-frequency" if p["n_delay"] is None else "angular-delay"}),
+        DataSource("cdl", "3GPP CDL A–E MIMO-OFDM CSI (Sionna PHY)",
+                   _COMMON + _CDL_EXTRA + _ARRAY + _OFDM + _TIME, _build_cdl,
+                   _describe_ofdm),
         DataSource("umi", "3GPP UMi street canyon with random topologies (Sionna PHY)",
-                   _COMMON + _ARRAY + _OFDM, _scenario_builder("umi"),
-                   lambda p: {"domain": "spatial-frequency" if p["n_delay"] is None else "angular-delay"}),
+                   _COMMON + _ARRAY + _OFDM + _TIME, _scenario_builder("umi"),
+                   _describe_ofdm),
         DataSource("uma", "3GPP UMa with random topologies (Sionna PHY)",
-                   _COMMON + _ARRAY + _OFDM, _scenario_builder("uma"),
-                   lambda p: {"domain": "spatial-frequency" if p["n_delay"] is None else "angular-delay"}),
+                   _COMMON + _ARRAY + _OFDM + _TIME, _scenario_builder("uma"),
+                   _describe_ofdm),
         DataSource("multiuser", "narrowband multi-user drops H_mu [num, n_users, n_ant]",
                    _COMMON + (SourceParam("n_users", int, 4, "users per drop"),
                               SourceParam("channel", str, "cdl", "channel model family", ("cdl", "umi", "uma")))

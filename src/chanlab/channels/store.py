@@ -9,7 +9,8 @@ File layout (one HDF5 file per dataset)::
     attrs["seed"]             int64 (absent when the seed is None)
     attrs["chanlab_version"]  str, the version that wrote the file
     attrs["created"]          ISO 8601 UTC time
-    attrs[<extra>]            JSON text of each extra attribute
+    attrs[<extra>]            each extra attribute: strings and numbers as they are,
+                              lists and dicts as JSON text
 
 Complex arrays are stored natively by h5py (a compound of ``r``/``i`` fields), so
 complex64 comes back as complex64.
@@ -117,6 +118,13 @@ def _to_json(obj: Any, what: str, **kwargs: Any) -> str:
         raise DataError(f"{what}: expected JSON-serialisable values, got {exc}") from None
 
 
+def _extra_attr(value: Any, what: str) -> Any:
+    """Strings and numbers are stored natively (readable by any HDF5 tool); the rest as JSON."""
+    if isinstance(value, (str, bool, int, float, np.generic)):
+        return value
+    return _to_json(value, what)
+
+
 def _check_seed(seed: int | None) -> int | None:
     if seed is None:
         return None
@@ -191,7 +199,7 @@ def write_dataset(path: str | os.PathLike, arrays: Mapping[str, ArrayInput], *, 
     # Validate and serialise everything before touching the disk, so a bad input writes nothing.
     data = {name: _as_numpy(name, x) for name, x in arrays.items()}
     params_json = _to_json(dict(params), "params")
-    extra_json = {str(k): _to_json(v, f"attrs[{k!r}]") for k, v in extra.items()}
+    extra_json = {str(k): _extra_attr(v, f"attrs[{k!r}]") for k, v in extra.items()}
 
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -247,10 +255,10 @@ def _provenance(f: h5py.File) -> dict[str, Any]:
         if key == _FORMAT_ATTR:
             continue
         value = _attr_value(raw)
-        if key == "params" or key not in _RESERVED:
-            # Our own extra attrs are JSON text; attributes added by other tools may not be.
+        if key == "params" or (key not in _RESERVED and isinstance(value, str) and value[:1] in "[{"):
+            # params and list/dict extras are JSON text; attributes added by other tools may not be.
             try:
-                value = json.loads(value) if isinstance(value, str) else value
+                value = json.loads(value)
             except json.JSONDecodeError:
                 if key == "params":
                     raise DataError(f"{f.filename}: expected JSON in the 'params' attribute, "

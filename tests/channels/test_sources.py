@@ -1,0 +1,51 @@
+import h5py
+import numpy as np
+import pytest
+
+from chanlab.channels.sources import CHUNK, SOURCES, chunk_seeds, generate_dataset, get_source
+from chanlab.core.errors import ConfigError
+
+TINY = dict(n_ant=2, n_sc=8)
+
+
+def test_chunks_cover_num_and_depend_only_on_seed_and_index():
+    chunks = chunk_seeds(7, 2 * CHUNK + 3)
+    assert [n for n, _ in chunks] == [CHUNK, CHUNK, 3]
+    assert chunk_seeds(7, CHUNK)[0] == chunks[0]
+    assert chunk_seeds(8, CHUNK)[0][1] != chunks[0][1]
+
+
+def test_dataset_is_a_function_of_params_and_seed(tmp_path):
+    big, hit = generate_dataset("cdl", dict(num=CHUNK + 2, **TINY), seed=1, out=tmp_path / "big.h5")
+    small, _ = generate_dataset("cdl", dict(num=CHUNK, **TINY), seed=1, out=tmp_path / "small.h5")
+    assert not hit
+    with h5py.File(big) as fb, h5py.File(small) as fs:
+        assert fb["H"].shape == (CHUNK + 2, 2, 8)
+        np.testing.assert_array_equal(fb["H"][:CHUNK], fs["H"][:])
+        assert fb.attrs["domain"] == "spatial-frequency"
+
+
+def test_time_axis_with_angular_delay(tmp_path):
+    path, _ = generate_dataset("umi", dict(num=3, n_time=4, n_delay=5, speed=10.0, **TINY), seed=0,
+                               out=tmp_path / "t.h5")
+    with h5py.File(path) as f:
+        assert f["H_ad"].shape == (3, 4, 2, 5)
+        assert f.attrs["layout"] == "H_ad [num, n_time, n_ant, n_delay]"
+
+
+def test_multiuser_source(tmp_path):
+    path, _ = generate_dataset("multiuser", dict(num=5, n_users=3, n_ant=4, channel="uma"), seed=0)
+    with h5py.File(path) as f:
+        assert f["H_mu"].shape == (5, 3, 4) and f["H_mu"].dtype == np.complex64
+
+
+def test_parameter_errors():
+    with pytest.raises(ConfigError, match="unknown data source 'cld'"):
+        get_source("cld")
+    with pytest.raises(ConfigError, match="unknown parameter 'n_antennas'"):
+        generate_dataset("cdl", {"n_antennas": 3})
+    with pytest.raises(ConfigError, match="model must be one of A, B, C, D, E"):
+        generate_dataset("cdl", {"model": "F"})
+    with pytest.raises(ConfigError, match="num"):
+        generate_dataset("cdl", {"num": 0})
+    assert set(SOURCES) == {"cdl", "umi", "uma", "multiuser", "cellfree"}
