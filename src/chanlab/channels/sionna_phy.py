@@ -276,6 +276,36 @@ def _time_major(a: torch.Tensor, tau: torch.Tensor, freqs: torch.Tensor, n_time:
     return _ofdm_response(a.permute(0, 3, 1, 2), tau[:, None], freqs)
 
 
+def _wideband(num: int, draw, *, n_ant: int, rows: int, cols: int, spacing: float,
+              carrier_frequency: float, n_sc: int, subcarrier_spacing: float, n_time: int,
+              normalize: bool, batch_size: int, seed: int, device, show_progress: bool,
+              desc: str) -> torch.Tensor:
+    """The batch loop shared by the wideband generators.
+
+    ``draw(bs_array, ut_array, sionna_device)`` builds the channel model once and returns
+    ``cir(b) -> (a [b, n_ant, P, n_time], tau [b, P])`` for one batch of ``b`` samples.
+    Returns ``[num, n_ant, n_sc]`` (``[num, n_time, n_ant, n_sc]`` when ``n_time > 1``).
+    """
+    from sionna.phy.channel import subcarrier_frequencies
+
+    dev, sdev = _sionna_device(device)
+    shape = (num, n_ant, n_sc) if n_time == 1 else (num, n_time, n_ant, n_sc)
+    out = torch.empty(shape, dtype=torch.complex64, device=dev)
+    perm = _row_major_perm(rows, cols, dev)
+    with _seeded(seed):
+        bs, ut = _arrays(rows, cols, spacing, carrier_frequency, sdev)
+        cir = draw(bs, ut, sdev)
+        freqs = subcarrier_frequencies(n_sc, subcarrier_spacing, precision="double", device=sdev)
+        for start in _batches(num, batch_size, show_progress, desc):
+            b = min(batch_size, num - start)
+            a, tau = cir(b)
+            h = _time_major(a, tau, freqs, n_time)                 # [b, (T,) n_ant, n_sc]
+            if normalize:
+                h = _normalize(h, tuple(range(1, h.ndim)))
+            out[start:start + b] = h if perm is None else h[..., perm, :]
+    return out
+
+
 # --------------------------------------------------------------------------- public API
 
 def generate_cdl(num: int, *, model: str = "C", n_ant: int = 32, array: str = "ula",
@@ -304,27 +334,25 @@ def generate_cdl(num: int, *, model: str = "C", n_ant: int = 32, array: str = "u
     check_int_range(n_sc, "n_sc", low=1, error=ConfigError)
     _check_real(subcarrier_spacing, "subcarrier_spacing")
     _check_real(delay_spread, "delay_spread")
-    dev, sdev = _sionna_device(device)
 
-    from sionna.phy.channel import subcarrier_frequencies
-    from sionna.phy.channel.tr38901 import CDL
+    def draw(bs, ut, sdev):
+        from sionna.phy.channel.tr38901 import CDL
 
-    shape = (num, n_ant, n_sc) if n_time == 1 else (num, n_time, n_ant, n_sc)
-    out = torch.empty(shape, dtype=torch.complex64, device=dev)
-    perm = _row_major_perm(rows, cols, dev)
-    with _seeded(seed):
-        bs, ut = _arrays(rows, cols, spacing, carrier_frequency, sdev)
         cdl = CDL(model, delay_spread, carrier_frequency, ut_array=ut, bs_array=bs,
                   direction="downlink", min_speed=speed, max_speed=speed,
                   precision="single", device=sdev)
-        freqs = subcarrier_frequencies(n_sc, subcarrier_spacing, precision="double", device=sdev)
-        for start in _batches(num, batch_size, show_progress, f"CDL-{model}"):
-            b = min(batch_size, num - start)
+
+        def cir(b: int):
             a, tau = cdl(b, n_time, 1.0 / time_step)
             # a: [b, 1, 1, 1, n_ant, P, n_time]; tau: [b, 1, 1, P]
-            h = _time_major(a[:, 0, 0, 0], tau[:, 0, 0, :], freqs, n_time)
-            out[start:start + b] = h if perm is None else h[..., perm, :]
-    return out
+            return a[:, 0, 0, 0], tau[:, 0, 0, :]
+
+        return cir
+
+    return _wideband(num, draw, n_ant=n_ant, rows=rows, cols=cols, spacing=spacing,
+                     carrier_frequency=carrier_frequency, n_sc=n_sc, subcarrier_spacing=subcarrier_spacing,
+                     n_time=n_time, normalize=False, batch_size=batch_size, seed=seed, device=device,
+                     show_progress=show_progress, desc=f"CDL-{model}")
 
 
 def generate_scenario(num: int, *, scenario: str = "umi", n_ant: int = 32, array: str = "ula",
@@ -358,25 +386,20 @@ def generate_scenario(num: int, *, scenario: str = "umi", n_ant: int = 32, array
     check_int_range(n_sc, "n_sc", low=1, error=ConfigError)
     _check_real(subcarrier_spacing, "subcarrier_spacing")
     _check_bool(normalize, "normalize")
-    dev, sdev = _sionna_device(device)
 
-    from sionna.phy.channel import subcarrier_frequencies
-
-    shape = (num, n_ant, n_sc) if n_time == 1 else (num, n_time, n_ant, n_sc)
-    out = torch.empty(shape, dtype=torch.complex64, device=dev)
-    perm = _row_major_perm(rows, cols, dev)
-    with _seeded(seed):
-        bs, ut = _arrays(rows, cols, spacing, carrier_frequency, sdev)
+    def draw(bs, ut, sdev):
         channel = _scenario_channel(scenario, carrier_frequency, o2i_model, bs, ut, sdev)
-        freqs = subcarrier_frequencies(n_sc, subcarrier_spacing, precision="double", device=sdev)
-        for start in _batches(num, batch_size, show_progress, scenario.upper()):
-            b = min(batch_size, num - start)
+
+        def cir(b: int):
             a, tau = _scenario_cir(channel, scenario, b, 1, speed, sdev, n_time, time_step)
-            h = _time_major(a[:, 0], tau[:, 0], freqs, n_time)     # [b, (T,) n_ant, n_sc]
-            if normalize:
-                h = _normalize(h, tuple(range(1, h.ndim)))
-            out[start:start + b] = h if perm is None else h[..., perm, :]
-    return out
+            return a[:, 0], tau[:, 0]
+
+        return cir
+
+    return _wideband(num, draw, n_ant=n_ant, rows=rows, cols=cols, spacing=spacing,
+                     carrier_frequency=carrier_frequency, n_sc=n_sc, subcarrier_spacing=subcarrier_spacing,
+                     n_time=n_time, normalize=normalize, batch_size=batch_size, seed=seed, device=device,
+                     show_progress=show_progress, desc=scenario.upper())
 
 
 def generate_multiuser(num: int, *, n_users: int, source: str = "cdl", model: str = "C",
