@@ -1,0 +1,17 @@
+"""Channel physics and data: arrays, beams, angular-delay transforms, generators, store, loaders.
+
+Names are exported lazily, so Sionna, h5py and SciPy load only when something needs them.
+"""
+
+from chanlab.core.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "angular_delay": ("from_angular_delay", "from_unit_interval", "to_angular_delay", "to_unit_interval",
+                      "unit_interval_scale"),
+    "arrays": ("ula_response", "upa_response"),
+    "beams": ("beam_gains", "dft_codebook", "upa_dft_codebook"),
+    "cellfree": ("CellFreeDrop", "generate_cellfree", "sample_bounded_error"),
+    "loaders": ("load_cost2100", "load_mat_channels", "load_multiuser", "read_mat"),
+    "sionna_phy": ("generate_cdl", "generate_multiuser", "generate_scenario"),
+    "store": ("cache_dir", "cached_dataset", "dataset_info", "read_dataset", "write_dataset"),
+})

@@ -1,0 +1,13 @@
+import pytest
+
+import chanlab.channels
+import chanlab.core
+import chanlab.metrics
+
+
+@pytest.mark.parametrize("package", [chanlab.channels, chanlab.metrics, chanlab.core])
+def test_every_exported_name_resolves(package):
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    with pytest.raises(AttributeError):
+        package.no_such_name  # noqa: B018
