@@ -74,7 +74,11 @@ def chunk_seeds(seed: int, num: int) -> list[tuple[int, int]]:
 
 
 def _in_chunks(num: int, seed: int, desc: str, make: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
-    parts = [make(n, s).cpu() for n, s in progress(chunk_seeds(seed, num), desc=desc, unit="chunk")]
+    parts = []
+    with progress(total=num, desc=desc, unit="sample") as bar:
+        for n, s in chunk_seeds(seed, num):
+            parts.append(make(n, s).cpu())
+            bar.update(n)
     return torch.cat(parts)
 
 

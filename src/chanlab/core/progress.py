@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TypeVar
 
 from tqdm.auto import tqdm
@@ -21,8 +21,9 @@ def progress_enabled() -> bool:
 
 
 def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
-             unit: str = "it", leave: bool = False) -> Iterator[T]:
-    """A tqdm bar on stderr; disabled when progress is switched off."""
+             unit: str = "it", leave: bool = False) -> tqdm:
+    """A tqdm bar on stderr (iterate over it, or use it as a context manager and ``update``);
+    disabled when progress is switched off."""
     return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave,
                 disable=not progress_enabled(), file=sys.stderr, dynamic_ncols=True)
 
