@@ -99,7 +99,7 @@ def read_mat(path: str | os.PathLike) -> dict[str, np.ndarray]:
         if h5py.is_hdf5(path):
             return _read_v73(path)
         raw = scipy.io.loadmat(path)
-    except (OSError, ValueError, TypeError, RuntimeError,  # RuntimeError covers NotImplementedError
+    except (OSError, ValueError, TypeError, RuntimeError,  # RuntimeError: scipy refuses some formats
             scipy.io.matlab.MatReadError) as exc:
         raise DataError(f"{path}: expected a readable MAT-file, got an error "
                         f"({type(exc).__name__}: {exc})") from None
