@@ -283,3 +283,31 @@ def test_time_arguments_are_checked():
         generate_cdl(2, n_ant=2, n_sc=4, n_time=0, show_progress=False)
     with pytest.raises(ConfigError, match="time_step"):
         generate_cdl(2, n_ant=2, n_sc=4, n_time=2, time_step=0.0, show_progress=False)
+
+
+# ------------------------------------------------------------------- angular diversity
+
+
+def _peak_angular_bins(h: torch.Tensor) -> int:
+    """Distinct strongest DFT-over-antennas bins across samples."""
+    return int(torch.fft.fft(h, dim=1).abs().square().sum(-1).argmax(-1).unique().numel())
+
+
+def test_yaw_spread_spreads_cdl_samples_in_angle():
+    kw = dict(model="D", n_ant=16, n_sc=8, seed=2, show_progress=False)
+    fixed = generate_cdl(48, **kw)
+    spread = generate_cdl(48, yaw_spread=60.0, **kw)
+    # CDL-D is LoS-dominant: with the table's fixed angles every sample peaks in one bin
+    assert _peak_angular_bins(fixed) == 1
+    assert _peak_angular_bins(spread) >= 8
+    # rotating the array keeps the power
+    assert _mean_power(spread, (0, 1, 2)).item() == pytest.approx(_mean_power(fixed, (0, 1, 2)).item(), rel=0.05)
+    assert torch.equal(spread, generate_cdl(48, yaw_spread=60.0, **kw))
+
+
+def test_yaw_spread_gives_multiuser_cdl_users_distinct_angles():
+    h = generate_multiuser(16, n_users=4, source="cdl", model="D", n_ant=16, yaw_spread=60.0, seed=1,
+                           show_progress=False)
+    assert _peak_angular_bins(h.reshape(-1, 16, 1)) >= 8
+    with pytest.raises(ConfigError, match="yaw_spread"):
+        generate_cdl(2, n_ant=2, n_sc=4, yaw_spread=200.0, show_progress=False)

@@ -160,6 +160,13 @@ def _check_time(n_time, time_step) -> None:
     _check_real(time_step, "time_step")
 
 
+def _check_yaw(yaw_spread) -> float:
+    yaw_spread = _check_real(yaw_spread, "yaw_spread", allow_zero=True)
+    if yaw_spread > 180:
+        raise ConfigError(f"yaw_spread: expected degrees in [0, 180], got {yaw_spread}")
+    return yaw_spread
+
+
 def _check_bool(value, name: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{name}: expected a bool, got {value!r}")
@@ -245,6 +252,36 @@ def _batches(num: int, batch_size: int, show_progress: bool, desc: str):
     return progress(starts, total=len(starts), desc=desc, unit="batch")
 
 
+def _cdl_sampler(model: str, delay_spread: float, carrier_frequency: float, speed: float,
+                 yaw_spread: float, seed: int, bs, ut, sdev: str):
+    """``draw(b, n_time, sampling_frequency) -> (a, tau)`` of Sionna's CDL.
+
+    With ``yaw_spread > 0`` (degrees) every sample gets its own BS yaw, uniform in
+    ``[-yaw_spread, yaw_spread]``, drawn from a generator seeded with ``seed``: the CDL
+    table fixes the cluster angles, so without it all samples share one angular support.
+    Sionna takes a per-sample ``bs_orientation`` ``[b, 3]`` at construction, so the model
+    is rebuilt per batch then (cheap next to drawing the rays).
+    """
+    from sionna.phy.channel.tr38901 import CDL
+
+    def make(orientation=None):
+        return CDL(model, delay_spread, carrier_frequency, ut_array=ut, bs_array=bs,
+                   direction="downlink", bs_orientation=orientation, min_speed=speed,
+                   max_speed=speed, precision="single", device=sdev)
+
+    if yaw_spread == 0:
+        return make()
+    yaw_gen = torch.Generator().manual_seed(int(seed))
+
+    def draw(b: int, n_time: int, sampling_frequency: float):
+        yaw = (2 * torch.rand(b, generator=yaw_gen, dtype=torch.float64) - 1) * math.radians(yaw_spread)
+        orientation = torch.zeros(b, 3, dtype=torch.float64)
+        orientation[:, 0] = yaw
+        return make(orientation.to(torch.float32))(b, n_time, sampling_frequency)
+
+    return draw
+
+
 def _scenario_channel(scenario: str, carrier_frequency: float, o2i_model: str, bs, ut, sdev: str):
     from sionna.phy.channel.tr38901 import UMa, UMi
 
@@ -313,14 +350,17 @@ def generate_cdl(num: int, *, model: str = "C", n_ant: int = 32, array: str = "u
                  carrier_frequency: float = 3.5e9, n_sc: int = 1024,
                  subcarrier_spacing: float = 30e3, delay_spread: float = 300e-9,
                  speed: float = 0.0, n_time: int = 1, time_step: float = 1e-3,
-                 batch_size: int = 256, seed: int = 0, device="cpu",
+                 yaw_spread: float = 0.0, batch_size: int = 256, seed: int = 0, device="cpu",
                  show_progress: bool = True) -> torch.Tensor:
     """Downlink MISO-OFDM CSI from the TR 38.901 CDL model ``model`` (``"A"``..``"E"``).
 
     Every sample is an independent draw of Sionna's single-link CDL channel (random
     ray coupling and random ray phases; the cluster delays and angles are those of the
     CDL table, scaled by ``delay_spread``, so all samples share the same angular and
-    delay support). The array conventions are in the module docstring.
+    delay support). ``yaw_spread`` (degrees) rotates each sample's BS array by its own
+    yaw, uniform in ``[-yaw_spread, yaw_spread]``, which spreads the samples in angle
+    (0 keeps Sionna's fixed orientation). The array conventions are in the module
+    docstring.
 
     Returns ``[num, n_ant, n_sc]`` complex64 on ``device`` (``[num, n_time, n_ant, n_sc]``
     when ``n_time > 1``: snapshots ``time_step`` seconds apart, users moving at ``speed``),
@@ -334,13 +374,10 @@ def generate_cdl(num: int, *, model: str = "C", n_ant: int = 32, array: str = "u
     check_int_range(n_sc, "n_sc", low=1, error=ConfigError)
     _check_real(subcarrier_spacing, "subcarrier_spacing")
     _check_real(delay_spread, "delay_spread")
+    yaw_spread = _check_yaw(yaw_spread)
 
     def draw(bs, ut, sdev):
-        from sionna.phy.channel.tr38901 import CDL
-
-        cdl = CDL(model, delay_spread, carrier_frequency, ut_array=ut, bs_array=bs,
-                  direction="downlink", min_speed=speed, max_speed=speed,
-                  precision="single", device=sdev)
+        cdl = _cdl_sampler(model, delay_spread, carrier_frequency, speed, yaw_spread, seed, bs, ut, sdev)
 
         def cir(b: int):
             a, tau = cdl(b, n_time, 1.0 / time_step)
@@ -406,8 +443,8 @@ def generate_multiuser(num: int, *, n_users: int, source: str = "cdl", model: st
                        scenario: str = "umi", n_ant: int = 32, array: str = "ula",
                        n_rows: int | None = None, spacing: float = 0.5,
                        carrier_frequency: float = 3.5e9, delay_spread: float = 300e-9,
-                       speed: float = 0.0, o2i_model: str = "low", normalize: bool = True,
-                       batch_size: int = 256, seed: int = 0, device="cpu",
+                       speed: float = 0.0, yaw_spread: float = 0.0, o2i_model: str = "low",
+                       normalize: bool = True, batch_size: int = 256, seed: int = 0, device="cpu",
                        show_progress: bool = True) -> torch.Tensor:
     """Narrowband downlink multi-user drops ``[num, n_users, n_ant]`` complex64.
 
@@ -417,7 +454,8 @@ def generate_multiuser(num: int, *, n_users: int, source: str = "cdl", model: st
     * ``source="cdl"``: the users of a drop are independent CDL-``model`` draws (CDL is a
       single-link model); values as Sionna gives them (unit average power per entry in
       expectation), ``normalize`` has no effect. ``delay_spread`` does not change the
-      response at ``f = 0``.
+      response at ``f = 0``. ``yaw_spread`` (degrees) gives each user its own angular
+      offset, as in :func:`generate_cdl`; with 0 all users share the CDL table's angles.
     * ``source="umi"``/``"uma"``: all ``n_users`` are dropped in the same single-sector
       topology (see :func:`generate_scenario`) and share its BS. ``normalize=True``
       scales each drop (all users together) to unit average power per entry, keeping
@@ -439,6 +477,7 @@ def generate_multiuser(num: int, *, n_users: int, source: str = "cdl", model: st
     if src == "cdl":
         model = _check_cdl_model(model)
         _check_real(delay_spread, "delay_spread")
+        yaw_spread = _check_yaw(yaw_spread)
     else:
         o2i_model = _check_choice(o2i_model, "o2i_model", _O2I_MODELS)
     dev, sdev = _sionna_device(device)
@@ -448,11 +487,8 @@ def generate_multiuser(num: int, *, n_users: int, source: str = "cdl", model: st
     with _seeded(seed):
         bs, ut = _arrays(rows, cols, spacing, carrier_frequency, sdev)
         if src == "cdl":
-            from sionna.phy.channel.tr38901 import CDL
-
-            channel = CDL(model, delay_spread, carrier_frequency, ut_array=ut, bs_array=bs,
-                          direction="downlink", min_speed=speed, max_speed=speed,
-                          precision="single", device=sdev)
+            channel = _cdl_sampler(model, delay_spread, carrier_frequency, speed, yaw_spread, seed,
+                                   bs, ut, sdev)
         else:
             channel = _scenario_channel(src, carrier_frequency, o2i_model, bs, ut, sdev)
         desc = f"CDL-{model} MU" if src == "cdl" else f"{src.upper()} MU"

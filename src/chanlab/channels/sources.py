@@ -88,9 +88,9 @@ _ARRAY = (
     SourceParam("n_rows", int, None, "UPA rows (must divide n_ant)"),
     SourceParam("spacing", float, 0.5, "element spacing in wavelengths"),
     SourceParam("carrier_frequency", float, 3.5e9, "carrier frequency in Hz"),
-    SourceParam("speed", float, 0.0, "user speed in m/s (matters with --n-time > 1)"),
 )
 _TIME = (
+    SourceParam("speed", float, 0.0, "user speed in m/s (users move along the --n-time snapshots)"),
     SourceParam("n_time", int, 1, "snapshots per sample; > 1 adds a time axis: [num, n_time, ...]"),
     SourceParam("time_step", float, 1e-3, "time between snapshots in s"),
 )
@@ -103,12 +103,15 @@ _OFDM = (
 _COMMON = (SourceParam("num", int, 1000, "number of samples (drops)"),)
 
 
-def _array_kwargs(p: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: p[k] for k in ("n_ant", "array", "n_rows", "spacing", "carrier_frequency", "speed")}
+_ARRAY_NAMES = ("n_ant", "array", "n_rows", "spacing", "carrier_frequency")
+_OFDM_NAMES = ("n_sc", "subcarrier_spacing")
+_TIME_NAMES = ("speed", "n_time", "time_step")
+_CDL_NAMES = ("model", "delay_spread", "yaw_spread")
 
 
-def _time_kwargs(p: Mapping[str, Any]) -> dict[str, Any]:
-    return {"n_time": p["n_time"], "time_step": p["time_step"]}
+def _pick(p: Mapping[str, Any], *groups: tuple[str, ...]) -> dict[str, Any]:
+    """The generator keyword arguments named in ``groups``, taken from the resolved parameters."""
+    return {name: p[name] for group in groups for name in group}
 
 
 def _angular_delay_any(h: torch.Tensor, n_delay: int) -> torch.Tensor:
@@ -128,24 +131,19 @@ def _ofdm_output(h_of: Callable[[int, int], torch.Tensor], p: Mapping[str, Any],
 def _build_cdl(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
     from chanlab.channels.sionna_phy import generate_cdl
 
-    def h_of(n: int, s: int) -> torch.Tensor:
-        return generate_cdl(n, model=p["model"], n_sc=p["n_sc"], subcarrier_spacing=p["subcarrier_spacing"],
-                            delay_spread=p["delay_spread"], seed=s, device=device, show_progress=False,
-                            **_array_kwargs(p), **_time_kwargs(p))
-
-    return _ofdm_output(h_of, p, seed, f"CDL-{p['model']}")
+    kwargs = _pick(p, _CDL_NAMES, _ARRAY_NAMES, _OFDM_NAMES, _TIME_NAMES)
+    return _ofdm_output(lambda n, s: generate_cdl(n, seed=s, device=device, show_progress=False, **kwargs),
+                        p, seed, f"CDL-{p['model']}")
 
 
 def _scenario_builder(scenario: str):
     def build(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
         from chanlab.channels.sionna_phy import generate_scenario
 
-        def h_of(n: int, s: int) -> torch.Tensor:
-            return generate_scenario(n, scenario=scenario, n_sc=p["n_sc"],
-                                     subcarrier_spacing=p["subcarrier_spacing"], seed=s, device=device,
-                                     show_progress=False, **_array_kwargs(p), **_time_kwargs(p))
-
-        return _ofdm_output(h_of, p, seed, scenario.upper())
+        kwargs = _pick(p, _ARRAY_NAMES, _OFDM_NAMES, _TIME_NAMES)
+        return _ofdm_output(lambda n, s: generate_scenario(n, scenario=scenario, seed=s, device=device,
+                                                           show_progress=False, **kwargs),
+                            p, seed, scenario.upper())
 
     return build
 
@@ -153,11 +151,9 @@ def _scenario_builder(scenario: str):
 def _build_multiuser(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
     from chanlab.channels.sionna_phy import generate_multiuser
 
-    def h_of(n: int, s: int) -> torch.Tensor:
-        return generate_multiuser(n, n_users=p["n_users"], source=p["channel"], model=p["model"],
-                                  delay_spread=p["delay_spread"], seed=s, device=device, show_progress=False,
-                                  **_array_kwargs(p))
-
+    kwargs = _pick(p, _CDL_NAMES, _ARRAY_NAMES)
+    h_of = lambda n, s: generate_multiuser(n, n_users=p["n_users"], source=p["channel"],  # noqa: E731
+                                           seed=s, device=device, show_progress=False, **kwargs)
     return {"H_mu": _in_chunks(p["num"], seed, f"multi-user {p['channel']}", h_of)}
 
 
@@ -181,6 +177,8 @@ def _describe_ofdm(p: Mapping[str, Any]) -> dict[str, Any]:
 _CDL_EXTRA = (
     SourceParam("model", str, "C", "CDL model", ("A", "B", "C", "D", "E")),
     SourceParam("delay_spread", float, 300e-9, "RMS delay spread in s"),
+    SourceParam("yaw_spread", float, 0.0, "per-sample BS yaw, uniform in ±this many degrees "
+                                          "(spreads the fixed CDL angles)"),
 )
 
 SOURCES: dict[str, DataSource] = {
