@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 
 import numpy as np
 import torch
@@ -13,8 +14,9 @@ from chanlab.core.errors import ConfigError
 def seed(n: int) -> None:
     """Seed Python's ``random``, NumPy's global generator, torch (CPU and CUDA) and Sionna.
 
-    Sionna is seeded only if it is already importable, so that seeding never pays its
-    import cost for code that does not use it.
+    Sionna is seeded only if it is already imported, so that seeding never pays its
+    import cost (seconds) for code that does not use it; chanlab's Sionna generators seed
+    Sionna themselves from their ``seed`` argument.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ConfigError(f"seed: expected a non-negative integer, got {n!r}")
@@ -22,11 +24,9 @@ def seed(n: int) -> None:
     random.seed(n)
     np.random.seed(n % 2**32)
     torch.manual_seed(n)
-    try:
-        import sionna.phy
-    except ImportError:
-        return
-    sionna.phy.config.seed = n
+    sionna_phy = sys.modules.get("sionna.phy")
+    if sionna_phy is not None:
+        sionna_phy.config.seed = n
 
 
 def numpy_rng(n: int | None) -> np.random.Generator:
