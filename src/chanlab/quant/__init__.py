@@ -1,0 +1,8 @@
+"""Quantizers and coding shared by the capabilities: learned entropy models, range coding."""
+
+from chanlab.core.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "factorized_prior": ("FactorizedPrior",),
+    "range_coding": ("CodingTables", "decode_symbols", "encode_symbols"),
+})
