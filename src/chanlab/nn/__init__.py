@@ -1,0 +1,7 @@
+"""Reusable network blocks."""
+
+from chanlab.core.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "conv_compressor": ("ConvDecoder", "ConvEncoder", "default_pools"),
+})
