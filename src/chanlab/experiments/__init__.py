@@ -1,3 +1,4 @@
 """Registered experiments. Importing this package registers all of them."""
 
 from chanlab.experiments import channel_demo  # noqa: F401
+from chanlab.experiments import adaptive_compression_backbone  # noqa: F401

@@ -1,0 +1,162 @@
+"""CsiCodec: exact byte round trips, rate control by λ, persistence, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from chanlab.adaptive_compression.codec import CsiCodec, csi_to_real, real_to_csi
+from chanlab.adaptive_compression.model import CompressorSpec, RDCompressor, distortion, rd_loss
+from chanlab.core.errors import BitstreamError, CheckpointError, ConfigError, DataError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _low_rank_csi(n, n_ant=16, n_sc=16, seed=0):
+    """Two wide-beam, short-delay plane waves per matrix: smooth, so compressible by small convolutions."""
+    g = torch.Generator().manual_seed(seed)
+    ant = torch.arange(n_ant).float()
+    sc = torch.arange(n_sc).float()
+    h = torch.zeros(n, n_ant, n_sc, dtype=torch.complex64)
+    for _ in range(2):
+        theta = (torch.rand(n, 1, 1, generator=g) * 2 - 1) * 0.15
+        tau = torch.rand(n, 1, 1, generator=g) * 0.05
+        gain = torch.randn(n, 1, 1, dtype=torch.complex64, generator=g)
+        h += gain * torch.exp(1j * torch.pi * (theta * ant[None, :, None] - 2 * tau * sc[None, None, :]))
+    return h
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    h = _low_rank_csi(192)
+    codecs = {}
+    for lam in (30.0, 3000.0):
+        with torch.random.fork_rng():
+            torch.set_num_threads(1)
+            codecs[lam] = CsiCodec(16, 16, lam).fit(h[:128], h[128:160], epochs=12, batch_size=16, lr=3e-3)
+    return codecs, h[160:]
+
+
+def test_csi_real_round_trip():
+    h = torch.randn(3, 4, 5, dtype=torch.complex64)
+    x = csi_to_real(h)
+    assert x.shape == (3, 2, 4, 5) and x.dtype == torch.float32
+    assert torch.equal(real_to_csi(x), h)
+
+
+def test_spec_latent_shape_and_ratio():
+    spec = CompressorSpec.for_size(512, 256)
+    assert spec.pools == (4, 2) and spec.latent_shape == (2, 64, 32) and spec.compression_ratio == 64
+    with pytest.raises(ConfigError, match="not divisible"):
+        CompressorSpec.for_size(30, 64)
+
+
+def test_rd_loss_is_bits_plus_lambda_distortion():
+    model = RDCompressor(CompressorSpec.for_size(16, 16)).eval()
+    x = torch.randn(4, 2, 16, 16)
+    out = model(x)
+    loss, parts = rd_loss(out, x, 7.0)
+    d = (x - out["x_hat"]).square().sum((1, 2, 3)) / 256
+    assert torch.allclose(distortion(x, out["x_hat"]), d)
+    assert float(loss.detach()) == pytest.approx(float((out["bits"] + 7.0 * d).mean().detach()), rel=1e-6)
+    assert parts["bits"] == pytest.approx(float(out["bits"].mean()), rel=1e-6)
+
+
+def test_bytes_decode_to_the_encoder_side_reconstruction(trained):
+    codecs, h = trained
+    for codec in codecs.values():
+        streams = codec.compress(h)
+        assert len(streams) == h.shape[0] and all(isinstance(s, bytes) for s in streams)
+        decoded = codec.decompress(streams)
+        assert torch.equal(decoded, codec.decode_latents(codec.latents(h)))
+        report = codec.evaluate(h)
+        assert report["exact"]
+        assert report["bytes_gap_max_excess"] <= 0  # real ≤ 1.02 · estimate + 8 bytes
+        assert report["bits_real"] >= report["bits_entropy"] - 1
+
+
+def test_larger_lambda_more_bits_less_distortion(trained):
+    codecs, h = trained
+    low, high = codecs[30.0].evaluate(h), codecs[3000.0].evaluate(h)
+    assert high["bits_real"] > low["bits_real"]
+    assert high["nmse"] < low["nmse"]
+    assert high["nmse"] < 0.5  # it learned something on this easy data
+
+
+def test_save_load_gives_the_same_bytes(trained, tmp_path):
+    codecs, h = trained
+    codec = codecs[3000.0]
+    codec.save(tmp_path / "c.pt")
+    back = CsiCodec.load(tmp_path / "c.pt")
+    assert back.compress(h) == codec.compress(h)
+    assert torch.equal(back.decompress(codec.compress(h)), codec.decompress(codec.compress(h)))
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        CsiCodec.load(tmp_path / "bad.pt")
+
+
+def test_corrupt_streams_raise_bitstream_error(trained):
+    codecs, h = trained
+    codec = codecs[3000.0]
+    stream = codec.compress(h[:1])[0]
+    rng = np.random.default_rng(0)
+    for bad in (b"", stream[:-4], stream[:3], bytes([stream[0] ^ 0x10]) + stream[1:]):
+        with pytest.raises(BitstreamError):
+            codec.decompress([bad])
+    for _ in range(50):
+        b = bytearray(stream)
+        pos = int(rng.integers(len(b) * 8))
+        b[pos // 8] ^= 1 << (pos % 8)
+        with pytest.raises(BitstreamError):
+            codec.decompress([bytes(b)])
+    # A stream of the other codec (other prior): rejected, not decoded to garbage.
+    with pytest.raises(BitstreamError):
+        codec.decompress(codecs[30.0].compress(h[:1]))
+
+
+def test_input_validation():
+    codec = CsiCodec(16, 16, 10.0)
+    h = _low_rank_csi(4)
+    with pytest.raises(ConfigError, match="not fitted"):
+        codec.compress(h)
+    with pytest.raises(DataError, match="complex"):
+        codec.fit(h.real, epochs=1)
+    with pytest.raises(DataError, match=r"\[N, 16, 16\]"):
+        codec.fit(_low_rank_csi(4, 8, 16), epochs=1)
+    bad = h.clone()
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(DataError, match="NaN"):
+        codec.fit(bad, epochs=1)
+    with pytest.raises(ConfigError):
+        CsiCodec(16, 16, 0.0)
+
+
+def test_resume_from_checkpoint_matches_uninterrupted(tmp_path):
+    from chanlab.core.checkpoint import Checkpointer
+
+    h = _low_rank_csi(48)
+    torch.manual_seed(1)
+    full = CsiCodec(16, 16, 100.0).fit(h[:32], h[32:], epochs=3, batch_size=16, seed=1,
+                                       checkpointer=Checkpointer(tmp_path / "a"))
+    torch.manual_seed(1)
+    CsiCodec(16, 16, 100.0).fit(h[:32], h[32:], epochs=2, batch_size=16, seed=1,
+                                checkpointer=Checkpointer(tmp_path / "b"))
+    resumed = CsiCodec(16, 16, 100.0).fit(h[:32], h[32:], epochs=3, batch_size=16, seed=1,
+                                          checkpointer=Checkpointer(tmp_path / "b"))
+    assert resumed.history.train_loss == pytest.approx(full.history.train_loss)
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_codec_round_trip():
+    h = _low_rank_csi(40)
+    codec = CsiCodec(16, 16, 100.0, device="cuda").fit(h[:32], epochs=1, batch_size=16)
+    assert next(codec.model.parameters()).is_cuda
+    assert codec.evaluate(h[32:])["exact"]
