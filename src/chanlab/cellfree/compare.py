@@ -1,0 +1,155 @@
+"""One comparison of RJAPCBN against its baselines on one cell-free setting.
+
+For a setting (Q APs, M antennas, I users, error level η) this draws training, validation and
+test drops, trains RJAPCBN (attention thresholds), JcbNet (one shared threshold) and the
+two-stage CNN of [16] on the estimates ``h_hat``, runs WMMSE on the true channels (perfect
+CSI, the upper bound), WMMSE and S-WMMSE on the estimates, and measures on the test drops:
+
+* ``worst_case_sum_rate``: the exact bound of Eq. (9) summed over users, with the
+  estimates and the error radii (bit/s/Hz). For WMMSE with perfect CSI the radius is 0 and
+  the channel is the true one: its plain sum rate.
+* ``true_sum_rate``: the sum rate on the drop's true channel ``h = h_hat + Δh`` (one sampled
+  member of the uncertainty set).
+* ``q_ave``: Eq. (33), the mean number of APs serving a user.
+* ``multiplications``: Table II's analytic count for the method.
+
+Every number in the experiments' ``results.json`` comes from :func:`compare_methods`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from chanlab.channels.cellfree import CellFreeDrop, generate_cellfree, noise_power_for_snr
+from chanlab.classical import wmmse as wm
+from chanlab.classical.robust_sinr import worst_case_sum_rate
+from chanlab.core.errors import ConfigError
+from chanlab.metrics.rates import sum_rate
+
+METHODS = ("rjapcbn", "jcbnet", "cnns", "wmmse_imperfect", "swmmse", "wmmse_perfect")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The system: sizes, error level, SNR at the 200 m reference, drop counts."""
+
+    n_aps: int = 16
+    n_ant: int = 4
+    n_users: int = 16
+    error_level: float = 0.1
+    snr_db: float = 20.0
+    p_max: float = 1.0
+    area: float = 1000.0
+    n_train: int = 10000
+    n_val: int = 1000
+    n_test: int = 6400
+
+
+@dataclass(frozen=True)
+class Training:
+    """Network training (RJAPCBN and JcbNet share it; the two-stage CNN uses its own epochs)."""
+
+    lam: float = 0.1
+    kernel: int = 5
+    n_units: int = 5
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-2
+    cnn_epochs: int = 30
+
+
+@dataclass(frozen=True)
+class Baselines:
+    wmmse_iters: int = 100
+    swmmse_penalty: float = 1.0
+    methods: tuple[str, ...] = METHODS
+
+
+def _drops(s: Setting, num: int, seed: int, device) -> CellFreeDrop:
+    return generate_cellfree(num, n_aps=s.n_aps, n_ant=s.n_ant, n_users=s.n_users, area=s.area,
+                             error_level=s.error_level, seed=seed, device=device)
+
+
+def _check(s: Setting, b: Baselines) -> None:
+    unknown = sorted(set(b.methods) - set(METHODS))
+    if unknown:
+        raise ConfigError(f"baselines.methods: unknown {unknown}; known: {', '.join(METHODS)}")
+    if min(s.n_train, s.n_val, s.n_test) < 2:
+        raise ConfigError("n_train, n_val and n_test must be at least 2")
+
+
+def _batched(fn, n: int, batch: int = 512) -> torch.Tensor:
+    return torch.cat([fn(i, min(i + batch, n)) for i in range(0, n, batch)])
+
+
+def _measure(v: torch.Tensor, test: CellFreeDrop, noise: float, perfect: bool = False) -> dict[str, float]:
+    n = test.h.shape[0]
+    if perfect:
+        wc = _batched(lambda a, b: sum_rate(test.h[a:b], v[a:b], noise), n)
+    else:
+        wc = _batched(lambda a, b: worst_case_sum_rate(test.h_hat[a:b], v[a:b], test.eps[a:b], noise), n)
+    true = _batched(lambda a, b: sum_rate(test.h[a:b], v[a:b], noise), n)
+    return {"worst_case_sum_rate": float(wc.mean()), "true_sum_rate": float(true.mean()),
+            "q_ave": float(wm.average_serving_aps(v).double().mean())}
+
+
+def compare_methods(s: Setting, t: Training, b: Baselines, ctx, tag: str,
+                    methods: tuple[str, ...] | None = None) -> dict[str, dict[str, float]]:
+    """Train and evaluate every method of ``methods`` on one setting; ``tag`` names checkpoints."""
+    from chanlab.cellfree.model import RJAPCBN
+    from chanlab.cellfree.training import train_rjapcbn
+    from chanlab.cellfree.two_stage_cnn import TwoStageCNN, train_two_stage_cnn
+
+    _check(s, b)
+    methods = tuple(methods or b.methods)
+    dev = ctx.device
+    noise = noise_power_for_snr(s.snr_db, s.p_max)
+    test = _drops(s, s.n_test, ctx.seed + 2, "cpu")
+    need_training = any(m in methods for m in ("rjapcbn", "jcbnet", "cnns"))
+    train = _drops(s, s.n_train, ctx.seed, "cpu") if need_training else None
+    val = _drops(s, s.n_val, ctx.seed + 1, "cpu") if need_training else None
+    out: dict[str, dict[str, float]] = {}
+    sizes = dict(n_aps=s.n_aps, n_ant=s.n_ant, n_users=s.n_users)
+
+    for name, mode in (("rjapcbn", "attention"), ("jcbnet", "shared")):
+        if name not in methods:
+            continue
+        torch.manual_seed(ctx.seed)
+        model = RJAPCBN(s.n_aps, s.n_ant, s.n_users, kernel=t.kernel, n_units=t.n_units, threshold=mode,
+                        p_max=s.p_max).to(dev)
+        train_rjapcbn(model, train, val, t.lam, noise, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
+                      seed=ctx.seed, checkpointer=ctx.checkpoint(f"{name}-{tag}"), desc=f"{name} {tag}")
+        with torch.no_grad():
+            v = _batched(lambda a, c: model(test.h_hat[a:c].to(dev), hard=True).cpu(), s.n_test)
+        out[name] = _measure(v, test, noise)
+        out[name]["multiplications"] = float(
+            wm.multiplication_count_rjapcbn(**sizes) if name == "rjapcbn" else wm.multiplication_count_jcbnet(**sizes))
+        ctx.log.info("%s %s: %s", tag, name, out[name])
+
+    if "cnns" in methods:
+        torch.manual_seed(ctx.seed)
+        cnn = TwoStageCNN(s.n_aps, s.n_ant, s.n_users, p_max=s.p_max, noise_power=noise).to(dev)
+        train_two_stage_cnn(cnn, train.h_hat, val.h_hat, noise, epochs=t.cnn_epochs, batch_size=t.batch_size,
+                            seed=ctx.seed, checkpointer=ctx.checkpoint(f"cnns-{tag}"), desc=f"CNNs {tag}")
+        with torch.no_grad():
+            v = _batched(lambda a, c: cnn(test.h_hat[a:c].to(dev))["v"].cpu(), s.n_test)
+        out["cnns"] = _measure(v, test, noise)
+        out["cnns"]["multiplications"] = float(cnn.multiplication_count())
+        ctx.log.info("%s cnns: %s", tag, out["cnns"])
+
+    if "wmmse_imperfect" in methods:
+        v = wm.wmmse(test.h_hat.to(dev), noise, s.p_max, n_iter=b.wmmse_iters).cpu()
+        out["wmmse_imperfect"] = _measure(v, test, noise)
+        out["wmmse_imperfect"]["multiplications"] = float(wm.multiplication_count_wmmse(**sizes))
+    if "swmmse" in methods:
+        v = wm.sparse_wmmse(test.h_hat.to(dev), noise, s.p_max, group_penalty=b.swmmse_penalty,
+                            n_iter=b.wmmse_iters).cpu()
+        out["swmmse"] = _measure(v, test, noise)
+        out["swmmse"]["multiplications"] = float(wm.multiplication_count_sparse_wmmse(**sizes))
+    if "wmmse_perfect" in methods:
+        v = wm.wmmse(test.h.to(dev), noise, s.p_max, n_iter=b.wmmse_iters).cpu()
+        out["wmmse_perfect"] = _measure(v, test, noise, perfect=True)
+        out["wmmse_perfect"]["multiplications"] = float(wm.multiplication_count_wmmse(**sizes))
+    return out

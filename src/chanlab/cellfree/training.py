@@ -1,0 +1,264 @@
+"""Unsupervised training of RJAPCBN on the loss of Eq. (32): Adam, mini-batches, best-on-validation.
+
+The paper (Sec. V-A) trains with Adam on 10000 generated channels and tests on 6400. No labels
+are needed: the loss is the negative worst-case sum rate plus the ``lambda``-weighted ``l1``
+term, from the network's own output (the closed loop of Fig. 1).
+
+Hyper-parameters. The paper's text reads "the learning rate and batch size are set to 64 and
+0.1". This is evidently swapped: the batch size is 64, and read literally the learning rate is
+0.1 (:data:`PAPER_LR`). Adam trains with either learning rate here. In one 15-epoch run on 2000 drops
+(``Q = I = 16``, ``M = 4``, 10 dB reference SNR, ``lambda = 0.1``), ``lr = 0.1`` converged
+fastest but its validation figures jumped from epoch to epoch. ``lr = 1e-2`` ended slightly
+higher, and ``lr = 1e-3`` was still climbing. The default is ``lr = 1e-2``; pass ``lr=0.1``
+for the literal reading. The paper gives no number of epochs. ``lambda = 0.1`` is its value.
+
+Each epoch reshuffles the training drops with a seeded generator. Batches of one sample are
+skipped, because BN needs two. The model with the lowest validation loss is kept. That loss is
+measured as the model is deployed: eval mode, so BN running statistics and the exact (hard)
+threshold. The state is checkpointed after every epoch, so a killed run resumes where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from chanlab.cellfree.model import PAPER_LAMBDA, RJAPCBN, loss_eq32
+from chanlab.channels.cellfree import CellFreeDrop
+from chanlab.classical.wmmse import average_serving_aps
+from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.errors import ConfigError, DataError
+from chanlab.core.progress import progress
+from chanlab.core.seeding import torch_generator
+
+#: Batch size of Sec. V-A (see the module docstring about the swapped sentence).
+PAPER_BATCH_SIZE = 64
+#: Training and test set sizes of Sec. V-A.
+PAPER_N_TRAIN = 10_000
+PAPER_N_TEST = 6_400
+#: The learning rate of Sec. V-A, read literally (see the module docstring).
+PAPER_LR = 0.1
+#: Default Adam learning rate (see the module docstring).
+DEFAULT_LR = 1e-2
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch training and validation figures.
+
+    Attributes:
+        train_loss: mean Eq. (32) loss over the epoch's batches (soft threshold, train mode).
+        train_rate: mean worst-case sum rate of those batches, in bit/s/Hz.
+        val_loss: Eq. (32) on the validation drops, as deployed (eval mode, hard threshold).
+        val_rate: worst-case sum rate on the validation drops, as deployed.
+        val_q_ave: ``Q_ave`` of Eq. (33) on the validation drops, as deployed.
+        best_epoch: the epoch whose weights the model holds on return (0-based).
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    train_rate: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_rate: list[float] = field(default_factory=list)
+    val_q_ave: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()}
+
+
+def _drop_tensors(drops, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(h_hat, eps)`` from a :class:`CellFreeDrop` or a ``(h_hat, eps)`` pair."""
+    if isinstance(drops, CellFreeDrop):
+        h, eps = drops.h_hat, drops.eps
+    elif isinstance(drops, (tuple, list)) and len(drops) == 2:
+        h, eps = drops
+    else:
+        raise DataError(f"{name}: expected a CellFreeDrop or a (h_hat, eps) pair, got "
+                        f"{type(drops).__name__}")
+    if not isinstance(h, torch.Tensor) or not h.is_complex() or h.ndim != 4:
+        raise DataError(f"{name}: expected h_hat as a complex [N, n_users, n_aps, n_ant] tensor, "
+                        f"got {getattr(h, 'shape', type(h).__name__)}")
+    if not isinstance(eps, torch.Tensor) or not eps.is_floating_point() \
+            or list(eps.shape) not in (list(h.shape[:3]), list(h.shape[:2])):
+        raise DataError(f"{name}: expected eps as a real [N, n_users, n_aps] or [N, n_users] tensor "
+                        f"matching h_hat {list(h.shape)}, got {getattr(eps, 'shape', type(eps).__name__)}")
+    if not bool(torch.isfinite(h).all()) or not bool(torch.isfinite(eps).all()) or bool((eps < 0).any()):
+        raise DataError(f"{name}: h_hat and eps must be finite and eps >= 0")
+    return h, eps
+
+
+def _noise(noise_power, device: torch.device) -> float | torch.Tensor:
+    """Validate ``noise_power``: a positive float, or a tensor broadcastable to ``[batch, n_users]``
+    that does not depend on the sample (shape ``[]``, ``[n_users]`` or ``[1, n_users]``)."""
+    if isinstance(noise_power, torch.Tensor):
+        if noise_power.is_complex() or not noise_power.is_floating_point() or noise_power.ndim > 2 \
+                or (noise_power.ndim == 2 and noise_power.shape[0] != 1):
+            raise DataError(f"noise_power: expected a real tensor of shape [], [n_users] or "
+                            f"[1, n_users], got {noise_power.dtype} {list(noise_power.shape)}")
+        if not bool(torch.isfinite(noise_power).all()) or bool((noise_power <= 0).any()):
+            raise DataError("noise_power: expected finite values > 0")
+        return noise_power.to(device)
+    if isinstance(noise_power, bool) or not isinstance(noise_power, (int, float)) \
+            or not math.isfinite(noise_power) or noise_power <= 0:
+        raise DataError(f"noise_power: expected a finite number > 0, got {noise_power!r}")
+    return float(noise_power)
+
+
+@torch.no_grad()
+def evaluate_rjapcbn(model: RJAPCBN, drops, noise_power: float | torch.Tensor,
+                     lam: float = PAPER_LAMBDA, *, batch_size: int = 256, hard: bool = True,
+                     penalty: str = "l1") -> dict[str, float]:
+    """Deployed-mode figures on ``drops``: eval mode, exact threshold by default.
+
+    Args:
+        model: the network (on any device; the drops are moved to it batch by batch).
+        drops: a :class:`CellFreeDrop` or a ``(h_hat, eps)`` pair.
+        noise_power: ``sigma^2`` (see :func:`train_rjapcbn`).
+        lam: ``lambda`` of Eq. (32).
+        batch_size: evaluation batch size.
+        hard: apply the threshold exactly (as deployed) or through Eq. (26).
+        penalty: the norm of Eq. (32) (see :func:`chanlab.cellfree.model.loss_eq32`).
+
+    Returns:
+        Means over the drops: ``"loss"`` (Eq. 32), ``"worst_case_sum_rate"`` (bit/s/Hz),
+        ``"penalty"`` and ``"q_ave"`` (Eq. 33, the mean number of serving APs per user).
+    """
+    h_all, eps_all = _drop_tensors(drops, "drops")
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sigma2 = _noise(noise_power, device)
+    sums = dict(loss=0.0, worst_case_sum_rate=0.0, penalty=0.0, q_ave=0.0)
+    n = h_all.shape[0]
+    try:
+        for i in range(0, n, batch_size):
+            h = h_all[i:i + batch_size].to(device)
+            eps = eps_all[i:i + batch_size].to(device)
+            v = model(h, hard=hard)
+            loss, parts = loss_eq32(v, h, eps, sigma2, lam, penalty=penalty, check=False)
+            w = h.shape[0]
+            sums["loss"] += float(loss) * w
+            sums["worst_case_sum_rate"] += parts["worst_case_sum_rate"] * w
+            sums["penalty"] += parts["penalty"] * w
+            sums["q_ave"] += float(average_serving_aps(v).sum())
+    finally:
+        model.train(was)
+    return {k: s / n for k, s in sums.items()}
+
+
+def train_rjapcbn(model: RJAPCBN, drops_train, drops_val, lam: float = PAPER_LAMBDA,
+                  noise_power: float | torch.Tensor = 1.0, epochs: int = 20,
+                  batch_size: int = PAPER_BATCH_SIZE, lr: float = DEFAULT_LR, seed: int = 0,
+                  checkpointer: Checkpointer | None = None, desc: str = "RJAPCBN", *,
+                  penalty: str = "l1", weight_decay: float = 0.0) -> TrainHistory:
+    """Train ``model`` in place on the loss of Eq. (32), without labels.
+
+    Args:
+        model: an :class:`~chanlab.cellfree.model.RJAPCBN` on the device to train on. The
+            drops are moved to the model's device batch by batch.
+        drops_train: a :class:`~chanlab.channels.cellfree.CellFreeDrop` (its ``h_hat`` and
+            ``eps`` are used) or a ``(h_hat, eps)`` pair, ``[N, I, Q, M]`` and ``[N, I, Q]``
+            (or ``[N, I]``).
+        drops_val: the same, or ``None`` to keep the last epoch instead of the best one.
+        lam: ``lambda`` of Eq. (32). The paper uses 0.1.
+        noise_power: ``sigma^2``, a float or a real tensor of shape ``[]``, ``[n_users]`` or
+            ``[1, n_users]``. Use :func:`chanlab.channels.cellfree.noise_power_for_snr`.
+        epochs: passes over the training drops.
+        batch_size: mini-batch size. The paper uses 64.
+        lr: Adam learning rate (see the module docstring).
+        seed: seeds the shuffling.
+        checkpointer: saves the state after every epoch and resumes from it.
+        desc: progress-bar label.
+        penalty: the norm of Eq. (32), ``"l1"`` (as written) or ``"group"``.
+        weight_decay: Adam weight decay (0 in the paper).
+
+    Returns:
+        The per-epoch :class:`TrainHistory`. On return, ``model`` holds the best (or last)
+        weights and is in eval mode.
+    """
+    if not isinstance(model, RJAPCBN):
+        raise ConfigError(f"model: expected an RJAPCBN, got {type(model).__name__}")
+    for name, v, low in (("epochs", epochs, 1), ("batch_size", batch_size, 2)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(f"{name}: expected an integer >= {low}, got {v!r}")
+    for name, v, allow_zero in (("lr", lr, False), ("lam", lam, True),
+                                ("weight_decay", weight_decay, True)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or v < 0 or (v == 0 and not allow_zero):
+            raise ConfigError(f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, "
+                              f"got {v!r}")
+    h_train, eps_train = _drop_tensors(drops_train, "drops_train")
+    if drops_val is not None:
+        _drop_tensors(drops_val, "drops_val")
+    want = [model.n_users, model.n_aps, model.n_ant]
+    if list(h_train.shape[1:]) != want:
+        raise DataError(f"drops_train: expected h_hat [N, {want[0]}, {want[1]}, {want[2]}] for this "
+                        f"model, got {list(h_train.shape)}")
+    device = next(model.parameters()).device
+    sigma2 = _noise(noise_power, device)
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = torch_generator(seed)
+    history = TrainHistory()
+    best_state, best_val, start = None, math.inf, 0
+    if checkpointer is not None and (state := checkpointer.load_latest(map_location=device)) is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        history = TrainHistory(**state["history"])
+        best_state, best_val, start = state["best_state"], state["best_val"], state["epoch"]
+
+    n = h_train.shape[0]
+    for epoch in range(start, epochs):
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        loss_sum = rate_sum = 0.0
+        seen = 0
+        with progress(total=n, desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="drop") as bar:
+            for i in range(0, n, batch_size):
+                idx = order[i:i + batch_size]
+                if idx.numel() < 2:  # BN needs two samples
+                    bar.update(idx.numel())
+                    continue
+                h = h_train[idx].to(device)
+                eps = eps_train[idx].to(device)
+                v = model(h, hard=False)
+                loss, parts = loss_eq32(v, h, eps, sigma2, lam, penalty=penalty, check=False)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                w = idx.numel()
+                loss_sum += float(loss.detach()) * w
+                rate_sum += parts["worst_case_sum_rate"] * w
+                seen += w
+                bar.update(w)
+                bar.set_postfix(loss=f"{float(loss.detach()):.3g}",
+                                rate=f"{parts['worst_case_sum_rate']:.3g}")
+        history.train_loss.append(loss_sum / max(seen, 1))
+        history.train_rate.append(rate_sum / max(seen, 1))
+        if drops_val is not None:
+            val = evaluate_rjapcbn(model, drops_val, sigma2, lam, penalty=penalty)
+            history.val_loss.append(val["loss"])
+            history.val_rate.append(val["worst_case_sum_rate"])
+            history.val_q_ave.append(val["q_ave"])
+            if val["loss"] < best_val:
+                best_val, history.best_epoch = val["loss"], epoch
+                best_state = copy.deepcopy(model.state_dict())
+        if checkpointer is not None:
+            checkpointer.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "generator": gen.get_state(), "history": history.to_dict(),
+                               "best_state": best_state, "best_val": best_val, "epoch": epoch + 1})
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        history.best_epoch = epochs - 1
+    model.eval()
+    return history
+
+
+__all__ = ["DEFAULT_LR", "PAPER_BATCH_SIZE", "PAPER_LR", "PAPER_N_TEST", "PAPER_N_TRAIN", "TrainHistory",
+           "evaluate_rjapcbn", "train_rjapcbn"]
