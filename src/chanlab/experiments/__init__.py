@@ -2,3 +2,4 @@
 
 from chanlab.experiments import channel_demo  # noqa: F401
 from chanlab.experiments import adaptive_compression_backbone  # noqa: F401
+from chanlab.experiments import cellfree  # noqa: F401
