@@ -32,3 +32,21 @@ def test_unknown_method_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown"):
         run_experiment("cellfree/error-levels", preset="smoke", out=tmp_path,
                        overrides={"baselines.methods": ("rjapcbn", "magic")})
+
+
+def test_kernels_and_complexity_smoke(tmp_path):
+    res = run_experiment("cellfree/kernels", preset="smoke", out=tmp_path / "k", device="cpu")
+    assert set(res.results["rjapcbn"]) == {"3x3", "5x3"}
+    res = run_experiment("cellfree/complexity", preset="smoke", out=tmp_path / "c", device="cpu")
+    counts = res.results["analytic_multiplications"]
+    assert set(counts) == {"wmmse", "swmmse", "cnns", "jcbnet", "rjapcbn"}
+    assert all(m > 0 for values in res.results["measured_multiplications"].values() for m in values)
+    assert [p.name for p in res.figures] == ["complexity.png"]
+
+
+def test_kernel_strings():
+    from chanlab.cellfree.compare import parse_kernel
+
+    assert parse_kernel("7x5") == (7, 5) and parse_kernel(3) == (3, 3)
+    with pytest.raises(ConfigError):
+        parse_kernel("big")

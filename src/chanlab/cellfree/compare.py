@@ -52,12 +52,14 @@ class Training:
     """Network training (RJAPCBN and JcbNet share it; the two-stage CNN uses its own epochs)."""
 
     lam: float = 0.1
-    kernel: int = 5
+    kernel: str = "5x5"
     n_units: int = 5
     epochs: int = 30
     batch_size: int = 64
     lr: float = 1e-2
     cnn_epochs: int = 30
+    #: RJAPCBN/JcbNet input: "modulus" (the paper) or "cartesian" (real and imaginary parts).
+    csi: str = "modulus"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,19 @@ class Baselines:
     wmmse_iters: int = 100
     swmmse_penalty: float = 1.0
     methods: tuple[str, ...] = METHODS
+
+
+def parse_kernel(kernel: str | int) -> tuple[int, int]:
+    """``"7x5"`` (width x height, Table I) or ``5`` → ``(7, 5)`` / ``(5, 5)``."""
+    try:
+        parts = [int(k) for k in str(kernel).lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise ConfigError(f"kernel: expected 'KxK' such as '5x5' or '7x5', got {kernel!r}")
+    return parts[0], parts[1]
 
 
 def _drops(s: Setting, num: int, seed: int, device) -> CellFreeDrop:
@@ -117,15 +132,15 @@ def compare_methods(s: Setting, t: Training, b: Baselines, ctx, tag: str,
         if name not in methods:
             continue
         torch.manual_seed(ctx.seed)
-        model = RJAPCBN(s.n_aps, s.n_ant, s.n_users, kernel=t.kernel, n_units=t.n_units, threshold=mode,
-                        p_max=s.p_max).to(dev)
+        model = RJAPCBN(s.n_aps, s.n_ant, s.n_users, kernel=parse_kernel(t.kernel), n_units=t.n_units, threshold=mode,
+                        p_max=s.p_max, csi=t.csi).to(dev)
         train_rjapcbn(model, train, val, t.lam, noise, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
                       seed=ctx.seed, checkpointer=ctx.checkpoint(f"{name}-{tag}"), desc=f"{name} {tag}")
         with torch.no_grad():
             v = _batched(lambda a, c: model(test.h_hat[a:c].to(dev), hard=True).cpu(), s.n_test)
         out[name] = _measure(v, test, noise)
-        out[name]["multiplications"] = float(
-            wm.multiplication_count_rjapcbn(**sizes) if name == "rjapcbn" else wm.multiplication_count_jcbnet(**sizes))
+        count = wm.multiplication_count_rjapcbn if name == "rjapcbn" else wm.multiplication_count_jcbnet
+        out[name]["multiplications"] = float(count(**sizes, kernel=parse_kernel(t.kernel), n_layers=t.n_units))
         ctx.log.info("%s %s: %s", tag, name, out[name])
 
     if "cnns" in methods:

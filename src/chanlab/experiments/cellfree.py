@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chanlab.cellfree.compare import METHODS, Baselines, Setting, Training, compare_methods
+from chanlab.cellfree.compare import Baselines, Setting, Training, compare_methods, parse_kernel
 from chanlab.core.errors import ConfigError
 from chanlab.core.progress import progress
 from chanlab.core.registry import Claim, Experiment, register
@@ -186,5 +186,123 @@ register(Experiment(
     presets={"smoke": dict(_SMOKE, values=(0.0, 1.0)), "quick": dict(_QUICK, values=(0.0, 0.1, 1.0)),
              "paper": {"values": (0.0, 0.05, 0.1, 0.2, 0.5, 1.0)}},
     claims=(Claim("A larger λ gives fewer serving APs and a lower worst-case sum rate", _lambda_trade_off),),
+    paper=PAPER,
+))
+
+
+# ----- Table I: kernels -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KernelsConfig:
+    setting: Setting = field(default_factory=Setting)
+    training: Training = field(default_factory=Training)
+    baselines: Baselines = field(default_factory=Baselines)
+    kernels: tuple[str, ...] = ("7x7", "7x5", "5x5", "5x3", "3x3")
+
+
+def run_kernels(cfg: KernelsConfig, ctx) -> dict:
+    if not cfg.kernels:
+        raise ConfigError("kernels: expected at least one kernel size such as '5x5'")
+    for k in cfg.kernels:
+        parse_kernel(k)
+    rows = {}
+    for k in progress(cfg.kernels, total=len(cfg.kernels), desc="kernels", unit="kernel"):
+        training = dataclasses.replace(cfg.training, kernel=k)
+        rows[k] = compare_methods(cfg.setting, training, cfg.baselines, ctx, f"kernel{k}", ("rjapcbn",))["rjapcbn"]
+    return {"kernels": list(cfg.kernels), "rjapcbn": rows}
+
+
+def _kernel_trade_off(res) -> tuple[bool, str]:
+    rows = res["rjapcbn"]
+    area = {k: np.prod(parse_kernel(k)) for k in rows}
+    big, small = max(area, key=area.get), min(area, key=area.get)
+    ok = bool(rows[big]["multiplications"] > rows[small]["multiplications"]
+              and rows[big]["worst_case_sum_rate"] >= rows[small]["worst_case_sum_rate"])
+    return ok, "; ".join(f"{k}: rate {r['worst_case_sum_rate']:.1f}, Q_ave {r['q_ave']:.2f}, "
+                         f"{r['multiplications']:.3g} mult." for k, r in rows.items())
+
+
+register(Experiment(
+    name="cellfree/kernels",
+    summary="RJAPCBN's worst-case sum rate, Q_ave and multiplications over kernel sizes (Table I)",
+    config=KernelsConfig, run=run_kernels,
+    presets={"smoke": dict(_SMOKE, kernels=("3x3", "5x3")), "quick": dict(_QUICK, kernels=("7x7", "5x5", "3x3")),
+             "paper": {}},
+    claims=(Claim("A larger kernel costs more multiplications and gives at least the worst-case sum rate "
+                  "of the smallest", _kernel_trade_off),),
+    paper=PAPER,
+))
+
+
+# ----- Table II / Fig. 11: complexity ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ComplexityConfig:
+    n_aps: int = 16
+    n_ant: int = 4
+    users: tuple[int, ...] = (8, 10, 12, 14, 16)
+
+
+def run_complexity(cfg: ComplexityConfig, ctx) -> dict:
+    """Table II's analytic multiplication counts beside torch-measured FLOPs of the networks."""
+    import torch
+
+    from chanlab.cellfree.model import RJAPCBN
+    from chanlab.cellfree.two_stage_cnn import TwoStageCNN
+    from chanlab.classical import wmmse as wm
+    from chanlab.metrics.flops import count_flops
+
+    if not cfg.users:
+        raise ConfigError("users: expected at least one number of users")
+    analytic = {k: [] for k in ("wmmse", "swmmse", "cnns", "jcbnet", "rjapcbn")}
+    measured = {"rjapcbn": [], "jcbnet": [], "cnns": []}
+    for n_users in cfg.users:
+        sizes = dict(n_aps=cfg.n_aps, n_ant=cfg.n_ant, n_users=int(n_users))
+        analytic["wmmse"].append(float(wm.multiplication_count_wmmse(**sizes)))
+        analytic["swmmse"].append(float(wm.multiplication_count_sparse_wmmse(**sizes)))
+        analytic["cnns"].append(float(wm.multiplication_count_cnn(**sizes)))
+        analytic["jcbnet"].append(float(wm.multiplication_count_jcbnet(**sizes)))
+        analytic["rjapcbn"].append(float(wm.multiplication_count_rjapcbn(**sizes)))
+        h = torch.randn(1, int(n_users), cfg.n_aps, cfg.n_ant, dtype=torch.complex64)
+        for name, model in (("rjapcbn", RJAPCBN(**sizes)), ("jcbnet", RJAPCBN(**sizes, threshold="shared")),
+                            ("cnns", TwoStageCNN(**sizes))):
+            # A multiply-add is 2 FLOPs: half the FLOPs is the count of multiplications.
+            measured[name].append(count_flops(model.eval(), h) / 2)
+    result = {"users": list(cfg.users), "analytic_multiplications": analytic, "measured_multiplications": measured}
+    _complexity_figure(ctx, result)
+    return result
+
+
+def _complexity_figure(ctx, result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for name, values in result["analytic_multiplications"].items():
+        ax.semilogy(result["users"], values, "o-", label=f"{LABELS.get(name, name)} (Table II)")
+    for name, values in result["measured_multiplications"].items():
+        ax.semilogy(result["users"], values, "x--", label=f"{LABELS.get(name, name)} (measured)")
+    ax.set_xlabel("number of users I")
+    ax.set_ylabel("real multiplications")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6)
+    ctx.save_figure(fig, "complexity")
+
+
+def _complexity_claim(res) -> tuple[bool, str]:
+    a = res["analytic_multiplications"]
+    ratio = np.asarray(a["wmmse"]) / np.asarray(a["rjapcbn"])
+    return bool(np.all(ratio >= 10)), f"WMMSE / RJAPCBN = {', '.join(f'{r:.0f}' for r in ratio)} over I = {res['users']}"
+
+
+register(Experiment(
+    name="cellfree/complexity",
+    summary="Multiplication counts of every method (Table II, Fig. 11), analytic and measured",
+    config=ComplexityConfig, run=run_complexity,
+    presets={"smoke": {"n_aps": 4, "n_ant": 2, "users": (2, 3)}, "quick": {}, "paper": {}},
+    claims=(Claim("RJAPCBN needs at least 10× fewer multiplications than WMMSE at every number of users",
+                  _complexity_claim),),
     paper=PAPER,
 ))
