@@ -6,5 +6,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "linear_precoding": ("mrt", "rzf", "scale_to_power", "zf"),
     "robust_sinr": ("aggregate_error_radius", "worst_case_sinr", "worst_case_sinr_cvxpy", "worst_case_sum_rate",
                     "worst_case_terms"),
-    "wmmse": ("average_serving_aps", "serving_aps", "sparse_wmmse", "wmmse", "wmmse_reference_loop"),
+    # `wmmse` itself is not re-exported: the name is its module's (chanlab.classical.wmmse.wmmse).
+    "wmmse": ("average_serving_aps", "serving_aps", "sparse_wmmse", "wmmse_reference_loop"),
 })
