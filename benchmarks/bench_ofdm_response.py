@@ -8,23 +8,9 @@ them with one einsum; Sionna broadcasts the exponential over every antenna.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
-
-
-def _time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from _timing import best_time
 
 
 def main() -> None:
@@ -60,7 +46,7 @@ def main() -> None:
 
     h_ours, h_ref = ours(), reference()
     err = float((h_ours - h_ref).abs().square().sum() / h_ref.abs().square().sum()) ** 0.5
-    t_ours, t_ref = _time(ours, args.repeat), _time(reference, args.repeat)
+    t_ours, t_ref = best_time(ours, args.repeat), best_time(reference, args.repeat)
     print(f"batch {args.batch} x {args.n_ant} antennas x {args.n_sc} subcarriers, {a.shape[-2]} paths, "
           f"device {args.device}, torch threads {torch.get_num_threads()}")
     print(f"relative difference      {err:.2e}")

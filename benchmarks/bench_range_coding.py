@@ -23,16 +23,7 @@ import time
 
 import numpy as np
 import torch
-
-
-def _time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from _timing import best_time
 
 
 def _latents(shape, stds, generator=None) -> torch.Tensor:
@@ -93,7 +84,7 @@ def main() -> None:
     t0 = time.perf_counter()
     prior = _train(FactorizedPrior(2), shapes, args.std, args.train_steps, args.train_batch)
     t_train = time.perf_counter() - t0
-    t_tables = _time(prior.coding_tables, args.repeat)
+    t_tables = best_time(prior.coding_tables, args.repeat)
     tables = prior.coding_tables()
     print(f"prior trained {args.train_steps} steps in {t_train:.1f} s on N(0, {args.std[0]}^2), "
           f"N(0, {args.std[1]}^2) latents; coding tables: width {tables.width}, built in {t_tables * 1e3:.1f} ms")
@@ -105,8 +96,8 @@ def main() -> None:
         streams = prior.compress(y, tables)
         back = prior.decompress(streams, shape[1:], tables)
         assert torch.equal(back, torch.round(y)), "round trip is not exact"
-        t_enc = _time(lambda: prior.compress(y, tables), args.repeat)
-        t_dec = _time(lambda: prior.decompress(streams, shape[1:], tables), args.repeat)
+        t_enc = best_time(lambda: prior.compress(y, tables), args.repeat)
+        t_dec = best_time(lambda: prior.decompress(streams, shape[1:], tables), args.repeat)
         mbytes, n_sym = y.numel() * 4 / 1e6, y.numel()
         with torch.no_grad():
             est = (FactorizedPrior.bits(prior(y)[1]).double() / 8).numpy()
@@ -123,8 +114,8 @@ def main() -> None:
             return [_reference_encode(v, channel, tables) for v in values[:k]]
 
         same = reference() == [s[HEADER_BYTES:] for s in streams[:k]]
-        t_ref = _time(reference, args.repeat)
-        t_ours_sub = _time(lambda: encode_symbols(values[:k], channel, tables), args.repeat)
+        t_ref = best_time(reference, args.repeat)
+        t_ours_sub = best_time(lambda: encode_symbols(values[:k], channel, tables), args.repeat)
 
         print(f"\nlatents {list(shape)}: {n_sym} symbols, {mbytes:.2f} MB float32, "
               f"{n_sym // shape[0]} symbols per stream")

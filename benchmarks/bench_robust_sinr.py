@@ -23,20 +23,7 @@ import time
 import warnings
 
 import torch
-
-
-def _time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from _timing import best_time
 
 
 def main() -> None:
@@ -72,7 +59,7 @@ def main() -> None:
         return worst_case_terms(drop.h_hat, v, drop.eps, noise).sinr
 
     terms = worst_case_terms(drop.h_hat, v, drop.eps, noise)
-    t_ours = _time(ours, args.repeat)
+    t_ours = best_time(ours, args.repeat)
 
     n_s = min(args.cvxpy_samples, args.batch)
     n_u = args.n_users if args.cvxpy_users is None else min(args.cvxpy_users, args.n_users)

@@ -13,23 +13,9 @@ S-WMMSE instead.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
-
-
-def _time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from _timing import best_time
 
 
 def main() -> None:
@@ -76,7 +62,7 @@ def main() -> None:
     rate_ours = sum_rate(h64, v_ours.to(torch.complex128), sigma2).cpu()
     rate_ref = sum_rate(drop.h, v_ref, sigma2)
     diff = (rate_ours - rate_ref).abs()
-    t_ours, t_ref = _time(ours, args.repeat), _time(reference, args.repeat)
+    t_ours, t_ref = best_time(ours, args.repeat), best_time(reference, args.repeat)
     algo = f"S-WMMSE (penalty {args.group_penalty})" if args.group_penalty > 0 else "WMMSE"
     print(f"{algo}: batch {args.batch} drops, Q={args.n_aps} APs x M={args.n_ant} antennas, "
           f"I={args.n_users} users, {args.n_iter} iterations, SNR {args.snr_db} dB, {args.dtype}, "

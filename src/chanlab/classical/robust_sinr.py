@@ -96,7 +96,7 @@ import torch
 
 from chanlab.core.errors import DataError
 from chanlab.core.validation import check_complex, check_finite, check_ndim
-from chanlab.metrics.rates import flatten_cellfree, flatten_cellfree_precoder
+from chanlab.metrics.rates import flatten_cellfree, flatten_cellfree_precoder, noise_matrix
 
 _LN2 = math.log(2.0)
 #: Default relative tolerance on ``||dh*|| = eps`` in the secular equation (float64).
@@ -199,34 +199,6 @@ def _prepare(h_hat: torch.Tensor, v: torch.Tensor, eps: float | torch.Tensor, ch
         check_finite(h, "h_hat")
         check_finite(w, "v")
     return h, w, eps_agg
-
-
-def _noise(noise_power: float | torch.Tensor, batch: int, n_users: int, real: torch.dtype,
-           device: torch.device, check: bool) -> torch.Tensor:
-    """``noise_power`` as a real ``[batch, n_users]`` tensor (validated)."""
-    if isinstance(noise_power, torch.Tensor):
-        if noise_power.is_complex() or not noise_power.is_floating_point():
-            raise DataError(f"noise_power: expected a real floating-point tensor, got dtype "
-                            f"{noise_power.dtype}")
-        try:
-            sigma2 = torch.broadcast_to(noise_power.to(device=device, dtype=real), (batch, n_users))
-        except RuntimeError:
-            raise DataError(f"noise_power: expected a shape broadcastable to [batch={batch}, "
-                            f"n_users={n_users}], got {_shape(noise_power)}") from None
-        if check and sigma2.numel():
-            if not bool(torch.isfinite(sigma2).all()) or bool((sigma2 <= 0).any()):
-                raise DataError("noise_power: expected finite values > 0, got "
-                                f"min {float(sigma2.min())}, max {float(sigma2.max())}")
-        return sigma2
-    if isinstance(noise_power, bool):
-        raise DataError(f"noise_power: expected a float or a tensor, got {noise_power!r}")
-    try:
-        value = float(noise_power)
-    except (TypeError, ValueError):
-        raise DataError(f"noise_power: expected a float or a tensor, got {noise_power!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise DataError(f"noise_power: expected a finite number > 0, got {value}")
-    return torch.full((batch, n_users), value, dtype=real, device=device)
 
 
 def _others(n_users: int, device: torch.device) -> torch.Tensor:
@@ -517,7 +489,7 @@ def worst_case_terms(h_hat: torch.Tensor, v: torch.Tensor, eps: float | torch.Te
     h, w, e = _prepare(h_hat, v, eps, check)
     b, n_users, _ = _shape(h)
     real = h.real.dtype
-    sigma2 = _noise(noise_power, b, n_users, real, h.device, check)
+    sigma2 = noise_matrix(noise_power, b, n_users, real, h.device, check)
     sol = _solve(h, w, e, max_iter, float(tol))
     grad = _needs_grad(h, w, e)
     f_sig = _envelope_signal(h, w, e, sol.delta_signal) if grad else None
@@ -703,7 +675,7 @@ def worst_case_sinr_cvxpy(h_hat: torch.Tensor, v: torch.Tensor, eps: float | tor
 
     h, w, e = _prepare(h_hat, v, eps, True)
     b, n_users, n_tx = _shape(h)
-    sigma2 = _noise(noise_power, b, n_users, torch.float64, h.device, True)
+    sigma2 = noise_matrix(noise_power, b, n_users, torch.float64, h.device, True)
     installed = cp.installed_solvers()
     if solver is None:
         solver = "CLARABEL" if "CLARABEL" in installed else "SCS"

@@ -128,31 +128,33 @@ def _prepare(h: torch.Tensor, v: torch.Tensor, check: bool) -> tuple[torch.Tenso
     return h.to(dtype), v.to(dtype)
 
 
-def _noise(noise_power: float | torch.Tensor, batch: int, n_users: int, real: torch.dtype,
-           device: torch.device, check: bool) -> torch.Tensor:
-    """Check ``noise_power`` and return it as a real tensor broadcastable to ``[batch, n_users]``."""
+def noise_matrix(noise_power: float | torch.Tensor, batch: int, n_users: int, real: torch.dtype,
+                 device: torch.device, check: bool = True) -> torch.Tensor:
+    """Check ``noise_power`` (a float, or a real tensor broadcastable to ``[batch, n_users]``)
+    and return it as a real ``[batch, n_users]`` tensor on ``device``."""
     if isinstance(noise_power, torch.Tensor):
         if noise_power.is_complex() or not (noise_power.is_floating_point() or noise_power.dtype
                                             in (torch.int32, torch.int64)):
             raise DataError(f"noise_power: expected a real tensor, got dtype {noise_power.dtype}")
-        sigma2 = noise_power.to(device=device, dtype=real)
         try:
-            torch.broadcast_shapes(tuple(sigma2.shape), (batch, n_users))
+            sigma2 = torch.broadcast_to(noise_power.to(device=device, dtype=real), (batch, n_users))
         except RuntimeError:
             raise DataError(f"noise_power: expected a shape broadcastable to [batch={batch}, "
-                            f"n_users={n_users}], got {_shape(sigma2)}") from None
+                            f"n_users={n_users}], got {_shape(noise_power)}") from None
         if check and sigma2.numel():
             if not bool(torch.isfinite(sigma2).all()) or bool((sigma2 <= 0).any()):
                 raise DataError("noise_power: expected finite values > 0, got "
                                 f"min {float(sigma2.min())}, max {float(sigma2.max())}")
         return sigma2
+    if isinstance(noise_power, bool):
+        raise DataError(f"noise_power: expected a float or a tensor, got {noise_power!r}")
     try:
         value = float(noise_power)
     except (TypeError, ValueError):
         raise DataError(f"noise_power: expected a float or a tensor, got {noise_power!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise DataError(f"noise_power: expected a finite number > 0, got {value}")
-    return torch.tensor(value, dtype=real, device=device)
+    return torch.full((batch, n_users), value, dtype=real, device=device)
 
 
 def sinr(h: torch.Tensor, v: torch.Tensor, noise_power: float | torch.Tensor, *,
@@ -187,7 +189,7 @@ def sinr(h: torch.Tensor, v: torch.Tensor, noise_power: float | torch.Tensor, *,
     # interference and the noise are both that small (near-zero-forcing at very high SNR).
     off = ~torch.eye(n_users, dtype=torch.bool, device=h.device)
     interference = (power * off).sum(-1)
-    sigma2 = _noise(noise_power, b, n_users, power.dtype, h.device, check)
+    sigma2 = noise_matrix(noise_power, b, n_users, power.dtype, h.device, check)
     return signal / (interference + sigma2)
 
 
