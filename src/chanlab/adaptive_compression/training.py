@@ -7,7 +7,6 @@ checkpoint every epoch so that a killed run resumes where it stopped.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -18,7 +17,7 @@ from chanlab.adaptive_compression.model import RDCompressor, rd_loss
 from chanlab.core.checkpoint import Checkpointer
 from chanlab.core.errors import ConfigError
 from chanlab.core.progress import progress
-from chanlab.core.seeding import torch_generator
+from chanlab.core.training import ResumableTraining
 
 
 @dataclass
@@ -81,19 +80,12 @@ def train_rd(model: RDCompressor, x_train: torch.Tensor, x_val: torch.Tensor | N
     groups = [{"params": [p for p in params if id(p) not in prior_ids]},
               {"params": [p for p in params if id(p) in prior_ids], "lr": lr * prior_lr_scale}]
     opt = torch.optim.Adam([g for g in groups if g["params"]], lr=lr)
-    gen = torch_generator(seed)
-    history = TrainHistory()
-    best_state, best_val, start = None, math.inf, 0
-    if checkpointer is not None and (state := checkpointer.load_latest(map_location=device)) is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        history = TrainHistory(**state["history"])
-        best_state, best_val, start = state["best_state"], state["best_val"], state["epoch"]
+    run = ResumableTraining(model, opt, seed, checkpointer)
+    history = TrainHistory(**run.history) if run.history else TrainHistory()
     n = x_train.shape[0]
-    for epoch in range(start, epochs):
+    for epoch in run.epochs(epochs):
         model.train()
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=run.generator)
         sums = torch.zeros(3)
         with progress(total=n, desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="CSI") as bar:
             for i in range(0, n, batch_size):
@@ -110,16 +102,8 @@ def train_rd(model: RDCompressor, x_train: torch.Tensor, x_val: torch.Tensor | N
         if x_val is not None:
             val = evaluate_rd(model, x_val, lam)["loss"]
             history.val_loss.append(val)
-            if val < best_val:
-                best_val, history.best_epoch = val, epoch
-                best_state = copy.deepcopy(model.state_dict())
-        if checkpointer is not None:
-            checkpointer.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "generator": gen.get_state(), "history": history.to_dict(),
-                               "best_state": best_state, "best_val": best_val, "epoch": epoch + 1})
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        history.best_epoch = epochs - 1
-    model.eval()
+            if run.keep_if_best(epoch, val):
+                history.best_epoch = epoch
+        run.save(epoch, history.to_dict())
+    history.best_epoch = run.finish(epochs, history.best_epoch)
     return history

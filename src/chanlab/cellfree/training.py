@@ -21,7 +21,6 @@ stopped.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
@@ -33,7 +32,7 @@ from chanlab.classical.wmmse import average_serving_aps
 from chanlab.core.checkpoint import Checkpointer
 from chanlab.core.errors import ConfigError, DataError
 from chanlab.core.progress import progress
-from chanlab.core.seeding import torch_generator
+from chanlab.core.training import ResumableTraining
 
 #: Batch size of Sec. V-A (see the module docstring about the swapped sentence).
 PAPER_BATCH_SIZE = 64
@@ -202,20 +201,13 @@ def train_rjapcbn(model: RJAPCBN, drops_train, drops_val, lam: float = PAPER_LAM
     sigma2 = _noise(noise_power, device)
 
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    gen = torch_generator(seed)
-    history = TrainHistory()
-    best_state, best_val, start = None, math.inf, 0
-    if checkpointer is not None and (state := checkpointer.load_latest(map_location=device)) is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        history = TrainHistory(**state["history"])
-        best_state, best_val, start = state["best_state"], state["best_val"], state["epoch"]
+    run = ResumableTraining(model, opt, seed, checkpointer)
+    history = TrainHistory(**run.history) if run.history else TrainHistory()
 
     n = h_train.shape[0]
-    for epoch in range(start, epochs):
+    for epoch in run.epochs(epochs):
         model.train()
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=run.generator)
         loss_sum = rate_sum = 0.0
         seen = 0
         with progress(total=n, desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="drop") as bar:
@@ -245,18 +237,10 @@ def train_rjapcbn(model: RJAPCBN, drops_train, drops_val, lam: float = PAPER_LAM
             history.val_loss.append(val["loss"])
             history.val_rate.append(val["worst_case_sum_rate"])
             history.val_q_ave.append(val["q_ave"])
-            if val["loss"] < best_val:
-                best_val, history.best_epoch = val["loss"], epoch
-                best_state = copy.deepcopy(model.state_dict())
-        if checkpointer is not None:
-            checkpointer.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "generator": gen.get_state(), "history": history.to_dict(),
-                               "best_state": best_state, "best_val": best_val, "epoch": epoch + 1})
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        history.best_epoch = epochs - 1
-    model.eval()
+            if run.keep_if_best(epoch, val["loss"]):
+                history.best_epoch = epoch
+        run.save(epoch, history.to_dict())
+    history.best_epoch = run.finish(epochs, history.best_epoch)
     return history
 
 
