@@ -256,3 +256,15 @@ def test_cuda(drops):
     v = model(tr.h_hat[:4].cuda())
     assert v.is_cuda and bool((ap_power(v) <= 1.0).all())
     assert model.serving_mask(tr.h_hat[:4].cuda()).is_cuda
+
+
+def test_power_projection_gradient_is_finite_at_near_zero_power():
+    """A block whose power underflows must not turn the gradient into NaN (regression)."""
+    from chanlab.cellfree.model import project_per_ap_power
+
+    v = torch.zeros(2, 3, 4, 2, dtype=torch.complex64)
+    v[0, :, 0] = 3e-19  # power ~5e-37: normal, but 1 / power² overflows float32
+    v[1, :, 1] = 10.0   # over budget: scaled
+    v.requires_grad_(True)
+    project_per_ap_power(v, 1.0).abs().sum().backward()
+    assert torch.isfinite(torch.view_as_real(v.grad)).all()

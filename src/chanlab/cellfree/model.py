@@ -101,6 +101,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chanlab.classical.wmmse import project_per_ap_power as _wmmse_projection
 from chanlab.classical.robust_sinr import WorstCaseTerms, worst_case_terms
 from chanlab.core.errors import ConfigError, DataError
 from chanlab.nn.residual_cnn import ResidualCNN
@@ -221,13 +222,7 @@ def project_per_ap_power(v: torch.Tensor, p_max: float | torch.Tensor = 1.0) -> 
         ``v`` scaled, same shape and dtype. It is differentiable.
     """
     _check_cellfree(v, "v")
-    power = ap_power(v)
-    finfo = torch.finfo(power.dtype)
-    p = torch.as_tensor(p_max, dtype=power.dtype, device=power.device)
-    over = power > p
-    scale = torch.sqrt(p / power.clamp_min(finfo.tiny)) * (1.0 - _MARGIN_ULPS * finfo.eps)
-    scale = torch.where(over, scale, torch.ones_like(scale))
-    return v * scale[:, None, :, None].to(v.dtype)
+    return _wmmse_projection(v, p_max)
 
 
 # --------------------------------------------------------------------------------------------

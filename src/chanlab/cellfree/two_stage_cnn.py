@@ -123,7 +123,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from chanlab.classical.wmmse import _project_per_ap, average_serving_aps
+from chanlab.classical.wmmse import project_per_ap_power as _project_per_ap, average_serving_aps
 from chanlab.core.checkpoint import Checkpointer
 from chanlab.core.errors import ConfigError, DataError
 from chanlab.core.progress import progress

@@ -201,13 +201,25 @@ def _budget_scale(power: torch.Tensor, p_max: torch.Tensor) -> torch.Tensor:
     ``<= p_max``.
     """
     finfo = torch.finfo(power.dtype)
-    scale = torch.sqrt(p_max / power.clamp_min(finfo.tiny)) * (1.0 - _MARGIN_ULPS * finfo.eps)
-    return scale.clamp(max=1.0)
+    margin = 1.0 - _MARGIN_ULPS * finfo.eps
+    over = power > p_max * margin ** 2  # exactly where the scale below is < 1
+    # Divide only where the budget is exceeded: a near-zero power in the unused branch would
+    # still send inf * 0 = NaN into the gradient of a network trained through this projection.
+    safe = torch.where(over, power, torch.broadcast_to(torch.as_tensor(p_max, dtype=power.dtype,
+                                                                       device=power.device), power.shape))
+    scale = torch.sqrt(p_max / safe) * margin
+    return torch.where(over, scale.clamp(max=1.0), torch.ones_like(scale))
 
 
-def _project_per_ap(v: torch.Tensor, p_max: torch.Tensor) -> torch.Tensor:
-    """Scale each AP's block down onto its budget where it exceeds it (never up)."""
-    return v * _budget_scale(_ap_power(v), p_max)[:, None, :, None].to(v.dtype)
+def project_per_ap_power(v: torch.Tensor, p_max: float | torch.Tensor) -> torch.Tensor:
+    """Scale each AP's block of ``v [B, I, Q, M]`` down onto its budget where it exceeds it
+    (never up); differentiable, with finite gradients even at (near-)zero power."""
+    power = _ap_power(v)
+    p = torch.as_tensor(p_max, dtype=power.dtype, device=power.device)
+    return v * _budget_scale(power, p)[:, None, :, None].to(v.dtype)
+
+
+_project_per_ap = project_per_ap_power
 
 
 def _initial(init: torch.Tensor | np.ndarray | None, h: torch.Tensor, flat: bool,
