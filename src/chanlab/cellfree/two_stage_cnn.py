@@ -58,7 +58,7 @@ correction (``c``). Then:
 * ``v_i^q = sqrt(P_max) a_i^q u_i^q``: blocks outside the cluster are *exactly* zero (a
   ``where``, not a product with a soft value);
 * per-AP power projection: an AP whose power exceeds ``P_max`` is scaled down onto it
-  (:func:`chanlab.classical.wmmse._project_per_ap`, with its rounding margin, so C1 holds in
+  (:func:`chanlab.classical.wmmse.project_per_ap_power`, with its rounding margin, so C1 holds in
   the working precision); an AP within budget is left as is.
 
 The branch is trained *unsupervised* on the nominal sum rate ``-mean_b sum_i R_i`` computed
