@@ -115,7 +115,6 @@ Typical use::
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -127,7 +126,7 @@ from chanlab.classical.wmmse import project_per_ap_power as _project_per_ap, ave
 from chanlab.core.checkpoint import Checkpointer
 from chanlab.core.errors import ConfigError, DataError
 from chanlab.core.progress import progress
-from chanlab.core.seeding import torch_generator
+from chanlab.core.training import ResumableTraining
 from chanlab.core.validation import check_complex, check_finite, check_int_range, check_ndim
 from chanlab.metrics.rates import sum_rate
 
@@ -588,7 +587,8 @@ def train_two_stage_cnn(model: TwoStageCNN, h_train: torch.Tensor, h_val: torch.
             (:meth:`TwoStageCNN.set_noise_power`).
         epochs, batch_size, lr: beamforming epochs, mini-batch size and Adam learning rate.
         seed: seed of the shuffling generator (the weights' initialisation is the caller's).
-        checkpointer: saves the state after every epoch of either stage and resumes from it.
+        checkpointer: saves the state after every epoch of either stage and resumes from it
+            (the clustering stage in ``<name>-clustering.pt`` beside the checkpointer's file).
         cluster_epochs, cluster_lr: epochs and learning rate of stage 1 (defaults: ``epochs``,
             ``lr``).
 
@@ -611,72 +611,54 @@ def train_two_stage_cnn(model: TwoStageCNN, h_train: torch.Tensor, h_val: torch.
     model.set_noise_power(sigma2)
 
     device = next(model.parameters()).device
-    opt_c = torch.optim.Adam(model.cluster_net.parameters(), lr=c_lr)
-    opt_b = torch.optim.Adam(model.beam_net.parameters(), lr=lr)
-    gen = torch_generator(seed)
-    history = TwoStageHistory()
-    best_c_state, best_c_val, best_b_state, best_b_val = None, math.inf, None, -math.inf
-    phase, start = 1, 0
-    if checkpointer is not None and (state := checkpointer.load_latest(map_location=device)) is not None:
-        model.load_state_dict(state["model"])
-        opt_c.load_state_dict(state["opt_cluster"])
-        opt_b.load_state_dict(state["opt_beam"])
-        gen.set_state(state["generator"])
-        history = TwoStageHistory(**state["history"])
-        best_c_state, best_c_val = state["best_cluster_state"], state["best_cluster_val"]
-        best_b_state, best_b_val = state["best_beam_state"], state["best_val"]
-        phase, start = state["phase"], state["epoch"]
-
-    def save(ph: int, epoch: int) -> None:
-        if checkpointer is not None:
-            checkpointer.save({"model": model.state_dict(), "opt_cluster": opt_c.state_dict(),
-                               "opt_beam": opt_b.state_dict(), "generator": gen.get_state(),
-                               "history": history.to_dict(), "best_cluster_state": best_c_state,
-                               "best_cluster_val": best_c_val, "best_beam_state": best_b_state,
-                               "best_val": best_b_val, "phase": ph, "epoch": epoch})
-
+    # Each stage is its own resumable run (own optimizer, best weights and checkpoint file);
+    # the clustering stage's file sits beside the caller's.
+    cluster_ckpt = None if checkpointer is None else Checkpointer(
+        checkpointer.folder, name=f"{checkpointer.path.stem}-clustering.pt")
+    run_c = ResumableTraining(model.cluster_net, torch.optim.Adam(model.cluster_net.parameters(), lr=c_lr),
+                              seed, cluster_ckpt)
+    history = TwoStageHistory(**run_c.history) if run_c.history else TwoStageHistory()
     n = h_train.shape[0]
+
     # Stage 1: clustering, supervised against the rule.
-    if phase == 1:
+    if run_c.start < n_cluster:
         t_train = model.cluster_targets(h_train)
         t_val = model.cluster_targets(h_val) if h_val is not None else None
-        for epoch in range(start, n_cluster):
-            model.cluster_net.train()
-            order = torch.randperm(n, generator=gen)
-            total = 0.0
-            with progress(total=n, desc=f"{desc} clustering {epoch + 1}/{n_cluster}", unit="drop") as bar:
-                for k in range(0, n, batch_size):
-                    idx = order[k:k + batch_size]
-                    hb, tb = h_train[idx].to(device), t_train[idx].to(device)
-                    logits = model.cluster_logits(hb)
-                    loss = F.binary_cross_entropy_with_logits(logits, tb.to(logits.dtype))
-                    opt_c.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt_c.step()
-                    total += float(loss.detach()) * idx.numel()
-                    bar.update(idx.numel())
-            history.cluster_train_loss.append(total / n)
-            if h_val is not None:
-                model.cluster_net.eval()
-                val_loss, val_acc = _cluster_metrics(model, h_val, t_val, max(batch_size, 256))
-                history.cluster_val_loss.append(val_loss)
-                history.cluster_val_accuracy.append(val_acc)
-                if val_loss < best_c_val:
-                    best_c_val, history.best_cluster_epoch = val_loss, epoch
-                    best_c_state = copy.deepcopy(model.cluster_net.state_dict())
-            save(1, epoch + 1)
-        if best_c_state is not None:
-            model.cluster_net.load_state_dict(best_c_state)
-        else:
-            history.best_cluster_epoch = n_cluster - 1
-        phase, start = 2, 0
-        save(2, 0)
+    for epoch in run_c.epochs(n_cluster):
+        model.cluster_net.train()
+        order = torch.randperm(n, generator=run_c.generator)
+        total = 0.0
+        with progress(total=n, desc=f"{desc} clustering {epoch + 1}/{n_cluster}", unit="drop") as bar:
+            for k in range(0, n, batch_size):
+                idx = order[k:k + batch_size]
+                hb, tb = h_train[idx].to(device), t_train[idx].to(device)
+                logits = model.cluster_logits(hb)
+                loss = F.binary_cross_entropy_with_logits(logits, tb.to(logits.dtype))
+                run_c.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                run_c.optimizer.step()
+                total += float(loss.detach()) * idx.numel()
+                bar.update(idx.numel())
+        history.cluster_train_loss.append(total / n)
+        if h_val is not None:
+            model.cluster_net.eval()
+            val_loss, val_acc = _cluster_metrics(model, h_val, t_val, max(batch_size, 256))
+            history.cluster_val_loss.append(val_loss)
+            history.cluster_val_accuracy.append(val_acc)
+            if run_c.keep_if_best(epoch, val_loss):
+                history.best_cluster_epoch = epoch
+        run_c.save(epoch, history.to_dict())
+    history.best_cluster_epoch = run_c.finish(n_cluster, history.best_cluster_epoch)
 
     # Stage 2: beamforming on the frozen clustering's hard mask, unsupervised on the sum rate.
-    for epoch in range(start, epochs):
+    run_b = ResumableTraining(model.beam_net, torch.optim.Adam(model.beam_net.parameters(), lr=lr), seed,
+                              checkpointer)
+    if run_b.history:
+        history = TwoStageHistory(**run_b.history)
+    for epoch in run_b.epochs(epochs):
         model.beam_net.train()
         model.cluster_net.eval()  # frozen: running statistics stay as trained
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=run_b.generator)
         total = 0.0
         with progress(total=n, desc=f"{desc} beamforming {epoch + 1}/{epochs}", unit="drop") as bar:
             for k in range(0, n, batch_size):
@@ -686,23 +668,19 @@ def train_two_stage_cnn(model: TwoStageCNN, h_train: torch.Tensor, h_val: torch.
                     mask = model.hard_mask(hb, model.cluster_logits(hb))
                 rate = sum_rate(hb, model.beamformers(hb, mask), sigma2, check=False)
                 loss = -rate.mean()
-                opt_b.zero_grad(set_to_none=True)
+                run_b.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                opt_b.step()
+                run_b.optimizer.step()
                 total += float(rate.detach().sum())
                 bar.update(idx.numel())
         history.train_rate.append(total / n)
         if h_val is not None:
             val = evaluate_sum_rate(model, h_val, sigma2, batch_size=max(batch_size, 256))["sum_rate"]
             history.val_rate.append(val)
-            if val > best_b_val:
-                best_b_val, history.best_epoch = val, epoch
-                best_b_state = copy.deepcopy(model.beam_net.state_dict())
-        save(2, epoch + 1)
-    if best_b_state is not None:
-        model.beam_net.load_state_dict(best_b_state)
-    else:
-        history.best_epoch = epochs - 1
+            if run_b.keep_if_best(epoch, -val):  # higher rate is better
+                history.best_epoch = epoch
+        run_b.save(epoch, history.to_dict())
+    history.best_epoch = run_b.finish(epochs, history.best_epoch)
     model.eval()
     return history
 
