@@ -9,7 +9,10 @@ from chanlab.core.run import run_experiment
 def test_error_levels_smoke_reports_every_method(tmp_path):
     res = run_experiment("cellfree/error-levels", preset="smoke", out=tmp_path, device="cpu")
     methods = res.results["methods"]
-    assert set(methods) == {"rjapcbn", "jcbnet", "cnns", "wmmse_imperfect", "swmmse", "wmmse_perfect"}
+    assert set(methods) == {"rjapcbn", "jcbnet", "cnns", "wmmse_imperfect", "swmmse", "wmmse_perfect", "robust_ga"}
+    # The ascent starts from WMMSE on the estimates and keeps its best iterate.
+    assert all(g >= w - 1e-6 for g, w in zip(methods["robust_ga"]["worst_case_sum_rate"],
+                                             methods["wmmse_imperfect"]["worst_case_sum_rate"]))
     for name, series in methods.items():
         assert len(series["worst_case_sum_rate"]) == 2
         assert all(0 <= q <= 4 for q in series["q_ave"]), name

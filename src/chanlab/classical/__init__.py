@@ -4,6 +4,7 @@ from chanlab.core.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "linear_precoding": ("mrt", "rzf", "scale_to_power", "zf"),
+    "robust_ascent": ("robust_gradient_ascent",),
     "robust_sinr": ("aggregate_error_radius", "worst_case_sinr", "worst_case_sinr_cvxpy", "worst_case_sum_rate",
                     "worst_case_terms"),
     # `wmmse` itself is not re-exported: the name is its module's (chanlab.classical.wmmse.wmmse).

@@ -26,7 +26,8 @@ from chanlab.core.registry import Claim, Experiment, register
 
 PAPER = "cellfree-robust-ap-clustering.txt"
 LABELS = {"rjapcbn": "RJAPCBN", "jcbnet": "JcbNet", "cnns": "CNNs [16]", "wmmse_imperfect": "WMMSE (imperfect)",
-          "swmmse": "S-WMMSE", "wmmse_perfect": "WMMSE (perfect CSI)"}
+          "swmmse": "S-WMMSE", "wmmse_perfect": "WMMSE (perfect CSI)",
+          "robust_ga": "robust GA (reference)"}
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,12 @@ class SweepConfig:
     values: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2)
 
 
-_QUICK = {"setting.n_train": 2000, "setting.n_val": 300, "setting.n_test": 500, "training.epochs": 10,
+_QUICK = {"setting.n_train": 4000, "setting.n_val": 300, "setting.n_test": 500, "training.epochs": 20,
           "training.cnn_epochs": 5, "baselines.wmmse_iters": 50}
 _SMOKE = {"setting.n_aps": 4, "setting.n_ant": 2, "setting.n_users": 3, "setting.n_train": 32,
           "setting.n_val": 8, "setting.n_test": 8, "training.epochs": 1, "training.cnn_epochs": 1,
-          "training.n_units": 2, "baselines.wmmse_iters": 3}
+          "training.n_units": 2, "baselines.wmmse_iters": 3,
+          "baselines.ga_steps": 3}
 
 
 def _sweep(cfg: SweepConfig, ctx, field_name: str, label: str, cast=float, methods=None) -> dict:
@@ -148,7 +150,7 @@ register(Experiment(
     name="cellfree/error-levels",
     summary="RJAPCBN vs WMMSE, S-WMMSE, CNNs, JcbNet over the CSI error level (Figs. 5-6)",
     config=SweepConfig, run=run_error_levels,
-    presets={"smoke": dict(_SMOKE, values=(0.1, 0.2)), "quick": dict(_QUICK, values=(0.05, 0.1, 0.2)), "paper": {}},
+    presets={"smoke": dict(_SMOKE, values=(0.1, 0.2)), "quick": dict(_QUICK, values=(0.1, 0.2, 0.3)), "paper": {}},
     claims=_SWEEP_CLAIMS, paper=PAPER,
 ))
 
