@@ -17,24 +17,10 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def _low_rank_csi(n, n_ant=16, n_sc=16, seed=0):
-    """Two wide-beam, short-delay plane waves per matrix: smooth, so compressible by small convolutions."""
-    g = torch.Generator().manual_seed(seed)
-    ant = torch.arange(n_ant).float()
-    sc = torch.arange(n_sc).float()
-    h = torch.zeros(n, n_ant, n_sc, dtype=torch.complex64)
-    for _ in range(2):
-        theta = (torch.rand(n, 1, 1, generator=g) * 2 - 1) * 0.15
-        tau = torch.rand(n, 1, 1, generator=g) * 0.05
-        gain = torch.randn(n, 1, 1, dtype=torch.complex64, generator=g)
-        h += gain * torch.exp(1j * torch.pi * (theta * ant[None, :, None] - 2 * tau * sc[None, None, :]))
-    return h
-
-
 @pytest.fixture(scope="module")
-def trained():
+def trained(low_rank_csi):
     torch.manual_seed(0)
-    h = _low_rank_csi(192)
+    h = low_rank_csi(192)
     codecs = {}
     for lam in (30.0, 3000.0):
         with torch.random.fork_rng():
@@ -120,15 +106,15 @@ def test_corrupt_streams_raise_bitstream_error(trained):
         codec.decompress(codecs[30.0].compress(h[:1]))
 
 
-def test_input_validation():
+def test_input_validation(low_rank_csi):
     codec = CsiCodec(16, 16, 10.0)
-    h = _low_rank_csi(4)
+    h = low_rank_csi(4)
     with pytest.raises(ConfigError, match="not fitted"):
         codec.compress(h)
     with pytest.raises(DataError, match="complex"):
         codec.fit(h.real, epochs=1)
     with pytest.raises(DataError, match=r"\[N, 16, 16\]"):
-        codec.fit(_low_rank_csi(4, 8, 16), epochs=1)
+        codec.fit(low_rank_csi(4, 8, 16), epochs=1)
     bad = h.clone()
     bad[0, 0, 0] = float("nan")
     with pytest.raises(DataError, match="NaN"):
@@ -137,10 +123,10 @@ def test_input_validation():
         CsiCodec(16, 16, 0.0)
 
 
-def test_resume_from_checkpoint_matches_uninterrupted(tmp_path):
+def test_resume_from_checkpoint_matches_uninterrupted(tmp_path, low_rank_csi):
     from chanlab.core.checkpoint import Checkpointer
 
-    h = _low_rank_csi(48)
+    h = low_rank_csi(48)
     torch.manual_seed(1)
     full = CsiCodec(16, 16, 100.0).fit(h[:32], h[32:], epochs=3, batch_size=16, seed=1,
                                        checkpointer=Checkpointer(tmp_path / "a"))
@@ -155,8 +141,8 @@ def test_resume_from_checkpoint_matches_uninterrupted(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_codec_round_trip():
-    h = _low_rank_csi(40)
+def test_cuda_codec_round_trip(low_rank_csi):
+    h = low_rank_csi(40)
     codec = CsiCodec(16, 16, 100.0, device="cuda").fit(h[:32], epochs=1, batch_size=16)
     assert next(codec.model.parameters()).is_cuda
     assert codec.evaluate(h[32:])["exact"]

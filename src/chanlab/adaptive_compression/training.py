@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
+from torch.func import functional_call
 
 from chanlab.adaptive_compression.model import RDCompressor, rd_loss
 from chanlab.core.checkpoint import Checkpointer
@@ -54,6 +55,7 @@ def evaluate_rd(model: RDCompressor, x: torch.Tensor, lam: float, batch_size: in
 def train_rd(model: RDCompressor, x_train: torch.Tensor, x_val: torch.Tensor | None, lam: float, *,
              epochs: int = 200, batch_size: int = 32, lr: float = 1e-3, prior_lr_scale: float = 1.0,
              seed: int = 0, parameters: Iterable[torch.nn.Parameter] | None = None,
+             substitute: Callable[[], dict[str, torch.Tensor]] | None = None,
              checkpointer: Checkpointer | None = None, desc: str = "train") -> TrainHistory:
     """Minimize eq. (9) on ``x_train [N, 2, n_ant, n_sc]`` (already scaled), in place.
 
@@ -65,6 +67,9 @@ def train_rd(model: RDCompressor, x_train: torch.Tensor, x_val: torch.Tensor | N
             uses one learning rate (1.0); a larger factor lets the density, which starts
             broad, catch up with the latents in short CPU runs.
         parameters: what to optimize (default: every parameter of ``model``).
+        substitute: called before every training step; the tensors it returns (by parameter
+            name) replace those parameters in the forward pass, e.g. quantized weights
+            ``θ_0 + Q_t(θ − θ_0)`` whose gradients reach ``θ`` straight through.
         checkpointer: saves the state after every epoch and resumes from it.
 
     Returns:
@@ -90,7 +95,8 @@ def train_rd(model: RDCompressor, x_train: torch.Tensor, x_val: torch.Tensor | N
         with progress(total=n, desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="CSI") as bar:
             for i in range(0, n, batch_size):
                 xb = x_train[order[i:i + batch_size]].to(device)
-                loss, parts = rd_loss(model(xb), xb, lam)
+                out = model(xb) if substitute is None else functional_call(model, substitute(), (xb,))
+                loss, parts = rd_loss(out, xb, lam)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
