@@ -190,11 +190,12 @@ def fine_tune(codec: CsiCodec, h_t, scheme: str, cfg: FineTuning, *, seed: int =
     quantizer = cfg.quantizer
     named = model.decoder_side_parameters()
     theta_0 = {n: p.detach().clone() for n, p in named}
-    substitute = None
-    if scheme in ("full-uniform", "full-gaussian"):
-        def substitute():
-            return {n: theta_0[n] + quantizer.quantize(p - theta_0[n]) for n, p in named}
-    train_rd(model, x, None, codec.lam, substitute=substitute, **common)
+
+    def quantized_theta():
+        return {n: theta_0[n] + quantizer.quantize(p - theta_0[n]) for n, p in named}
+
+    aware = scheme in ("full-uniform", "full-gaussian")
+    train_rd(model, x, None, codec.lam, substitute=quantized_theta if aware else None, **common)
     trained = Adapted("genie", _eval(out), trainable=_count(model.parameters()))
     if scheme == "genie":
         return trained
