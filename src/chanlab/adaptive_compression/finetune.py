@@ -231,13 +231,23 @@ def evaluate_adapted(adapted: Adapted, h_e) -> dict[str, float]:
 
     Returns the fields of :meth:`CsiCodec.evaluate` plus ``update_bits`` (the stream's real
     size, 0 when none is sent or its cost is ignored), ``update_bits_per_csi`` and
-    ``total_bits`` (latent bits plus the amortized update bits), and ``trainable``.
+    ``total_bits`` (latent bits plus the amortized update bits), ``distortion`` (eq. 9's
+    squared error per complex entry, in the codec's scaled units), ``rd_cost``
+    (``total_bits + λ · distortion``, the objective of eq. 9 with the update counted) and
+    ``trainable``.
     """
-    row = adapted.codec.evaluate(h_e)
+    from chanlab.adaptive_compression.model import distortion
+
+    codec = adapted.codec
+    row = codec.evaluate(h_e)
     counted = adapted.update_bits if adapted.update_counts else 0
     row["update_bits"] = float(counted)
     row["update_bits_per_csi"] = counted / row["n"]
     row["total_bits"] = row["bits_real"] + row["update_bits_per_csi"]
+    # evaluate() checked that the bytes decode to exactly this reconstruction.
+    x = codec.to_input(h_e)
+    row["distortion"] = float(distortion(x, codec.to_input(codec.decode_latents(codec.latents(h_e)))).mean())
+    row["rd_cost"] = row["total_bits"] + codec.lam * row["distortion"]
     row["trainable"] = adapted.trainable
     return row
 

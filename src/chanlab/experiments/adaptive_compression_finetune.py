@@ -89,12 +89,12 @@ def _check(cfg: FineTuneConfig) -> None:
 def shifted_window(env: str, n_finetune: int, n_eval: int, size: SizeSetup, seed: int, device):
     """``(H_T, H_E)``: ``n_finetune`` CSI and the ``n_eval`` that follow them in time.
 
-    On the walk both windows come from one drop (one user walking ``(n_finetune + n_eval) /
-    27.15`` metres); in the dynamic street they are consecutive 100-ms scenes.
+    Both windows come from one drop: on the walk, one user walking ``(n_finetune + n_eval) /
+    27.15`` metres; in the dynamic street, one link observed over consecutive 100-ms scenes
+    (the paper's ``H_E`` is "30 seconds of channel realizations" of 'O2 dynamic').
     """
     n = n_finetune + n_eval
-    options = {"snapshots_per_drop": n} if env == "street-mobile" else {}
-    h = environment_csi(env, n, size.n_ant, size.n_sc, seed=seed, device=device, **options)
+    h = environment_csi(env, n, size.n_ant, size.n_sc, seed=seed, device=device, snapshots_per_drop=n)
     return h[:n_finetune], h[n_finetune:]
 
 
@@ -198,15 +198,18 @@ def _full_beats_baselines(res) -> tuple[bool, str]:
 
 
 def _genie_bounds(res) -> tuple[bool, str]:
+    # Single RD points are compared on the objective both schemes minimize, eq. (9):
+    # bits + λ·D, where the genie's update costs nothing and the full model's counts.
     ok, parts = True, []
     for name, c in _panels(res):
         if "genie" not in c:
             return False, "genie was not run"
-        g_rate, g_nmse = c["genie"]["total_bits"][0], c["genie"]["nmse_db"][0]
+        g = c["genie"]
         for fm in ("full-uniform", "full-gaussian"):
-            rate, nmse = c[fm]["total_bits"][0], c[fm]["nmse_db"][0]
-            ok &= g_nmse <= nmse and g_rate <= rate
-            parts.append(f"{name}: GA {g_nmse:.2f} dB @ {g_rate:.0f} b vs {LABELS[fm]} {nmse:.2f} dB @ {rate:.0f} b")
+            f = c[fm]
+            ok &= g["rd_cost"][0] <= f["rd_cost"][0]
+            parts.append(f"{name}: GA cost {g['rd_cost'][0]:.0f} ({g['nmse_db'][0]:.2f} dB @ {g['total_bits'][0]:.0f} b) "
+                         f"vs {LABELS[fm]} {f['rd_cost'][0]:.0f} ({f['nmse_db'][0]:.2f} dB @ {f['total_bits'][0]:.0f} b)")
     return ok, "; ".join(parts)
 
 
@@ -276,7 +279,7 @@ def run_update_period(cfg: PeriodConfig, ctx) -> dict:
         start = cfg.n_finetune / SAMPLES_PER_METRE
         length = start + (cfg.n_points - 1) * cfg.spacing_m + max(cfg.periods_m) + 1
         walk = walk_csi(length, cfg.segment_m, size, ctx.seed + 3, ctx.device)
-        per = {d: {"total_bits": [], "latent_bits": [], "update_bits_per_csi": [], "mse": [], "nmse": [],
+        per = {d: {"total_bits": [], "latent_bits": [], "update_bits_per_csi": [], "rd_cost": [], "nmse": [],
                    "nofit_nmse": []} for d in cfg.periods_m}
         for j in progress(range(cfg.n_points), total=cfg.n_points, desc=f"update points {size.label}", unit="point"):
             at = int(round((start + j * cfg.spacing_m) * SAMPLES_PER_METRE))
@@ -284,22 +287,18 @@ def run_update_period(cfg: PeriodConfig, ctx) -> dict:
             for d in cfg.periods_m:
                 window = walk[at:at + max(1, int(round(d * SAMPLES_PER_METRE)))]
                 row = evaluate_adapted(adapted, window)
-                # The decoded CSI equals the encoder-side reconstruction (the codec is exact).
-                x = adapted.codec.to_input(window)
-                x_hat = adapted.codec.to_input(adapted.codec.decode_latents(adapted.codec.latents(window)))
                 per[d]["total_bits"].append(row["total_bits"])
                 per[d]["latent_bits"].append(row["bits_real"])
                 per[d]["update_bits_per_csi"].append(row["update_bits_per_csi"])
-                per[d]["mse"].append(float((x - x_hat).square().sum((1, 2, 3)).mean()) / (size.n_ant * size.n_sc))
+                per[d]["rd_cost"].append(row["rd_cost"])
                 per[d]["nmse"].append(row["nmse"])
                 per[d]["nofit_nmse"].append(codec.evaluate(window)["nmse"])
         curve = {"periods_m": list(cfg.periods_m), "lam": lam}
-        for key in ("total_bits", "latent_bits", "update_bits_per_csi"):
+        # rd_cost: the objective of eq. (9) at the backbone's λ, update bits included.
+        for key in ("total_bits", "latent_bits", "update_bits_per_csi", "rd_cost"):
             curve[key] = [float(np.mean(per[d][key])) for d in cfg.periods_m]
         curve["nmse_db"] = [float(10 * np.log10(np.mean(per[d]["nmse"]))) for d in cfg.periods_m]
         curve["no_ft_nmse_db"] = [float(10 * np.log10(np.mean(per[d]["nofit_nmse"]))) for d in cfg.periods_m]
-        # The RD objective of eq. (9) at the backbone's λ (distortion per complex entry, scaled units).
-        curve["rd_cost"] = [float(np.mean(per[d]["total_bits"]) + lam * np.mean(per[d]["mse"])) for d in cfg.periods_m]
         best = int(np.argmin(curve["rd_cost"]))
         curve["best_period_m"] = float(cfg.periods_m[best])
         curve["interior_optimum"] = bool(0 < best < len(cfg.periods_m) - 1)
@@ -427,7 +426,9 @@ def _eo_half_of_fm(res) -> tuple[bool, str]:
 # ----- registration ------------------------------------------------------------------------------
 
 _SMOKE_FT = {"ft_small.epochs": 1, "ft_small.batch_size": 16, "ft_large.epochs": 1, "ft_large.batch_size": 16}
-_QUICK_FT = {"ft_small.epochs": 150, "ft_large.epochs": 40}
+# CPU budget: 300 epochs at lr 1e-3 instead of the paper's 800 at 5e-4 (the same number of
+# learning-rate-steps to within 25 %).
+_QUICK_FT = {"ft_small.epochs": 300, "ft_small.lr": 1e-3, "ft_large.epochs": 60, "ft_large.lr": 1e-3}
 _BACKBONE_SMOKE = {k: v for k, v in BACKBONE_PRESETS["smoke"].items()}
 _BACKBONE_QUICK = dict(BACKBONE_PRESETS["quick"])
 
@@ -445,7 +446,8 @@ register(Experiment(
     claims=(
         Claim("On both shifts full-model fine-tuning (both priors) has a lower NMSE than every No-FT and "
               "encoder-only point that spends at least as many bits (update bits included)", _full_beats_baselines),
-        Claim("The genie (free updates) bounds full-model fine-tuning: no worse NMSE at no more bits", _genie_bounds),
+        Claim("The genie (free updates) bounds full-model fine-tuning: a lower RD cost, bits + λ·D of eq. (9)",
+              _genie_bounds),
         Claim("Quantization-aware full-model fine-tuning beats quantization-unaware (uniform prior)",
               _aware_beats_unaware),
     ),
