@@ -427,8 +427,12 @@ def _eo_half_of_fm(res) -> tuple[bool, str]:
 
 _SMOKE_FT = {"ft_small.epochs": 1, "ft_small.batch_size": 16, "ft_large.epochs": 1, "ft_large.batch_size": 16}
 # CPU budget: 300 epochs at lr 1e-3 instead of the paper's 800 at 5e-4 (the same number of
-# learning-rate-steps to within 25 %).
-_QUICK_FT = {"ft_small.epochs": 300, "ft_small.lr": 1e-3, "ft_large.epochs": 60, "ft_large.lr": 1e-3}
+# learning-rate-steps to within 25 %). The update quantizer is fitted to our backbone's updates:
+# the genie's |δ| on the walk has median 0.012 and 99th percentile 0.18, so the paper's
+# t = 5e-4, N = 50 (levels within ±0.012) clips half of them (FM then reached -0.9 dB where
+# the genie reached -4.9 dB); t = 4e-3 keeps N = 50 and covers ±0.096, and σ = 0.04 is their RMS.
+_QUICK_FT = {"ft_small.epochs": 300, "ft_small.lr": 1e-3, "ft_small.step": 4e-3, "ft_small.sigma": 0.04,
+             "ft_large.epochs": 60, "ft_large.lr": 1e-3, "ft_large.step": 4e-3, "ft_large.sigma": 0.04}
 _BACKBONE_SMOKE = {k: v for k, v in BACKBONE_PRESETS["smoke"].items()}
 _BACKBONE_QUICK = dict(BACKBONE_PRESETS["quick"])
 
