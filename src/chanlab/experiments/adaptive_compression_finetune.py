@@ -443,7 +443,7 @@ register(Experiment(
     run=run_finetune,
     presets={
         "smoke": dict(_BACKBONE_SMOKE, **_SMOKE_FT, n_eval=6, **{"large.enabled": False}),
-        # CPU budget: 64×64 only (the 512×256 fine-tuning is a paper-preset/GPU job), 150 epochs.
+        # CPU budget: 64×64 only (the 512×256 fine-tuning is a paper-preset/GPU job); see _QUICK_FT.
         "quick": dict(_BACKBONE_QUICK, **_QUICK_FT, **{"large.enabled": False}),
         "paper": {},
     },
