@@ -9,6 +9,10 @@
 * ``cellfree/complexity`` (Table II, Fig. 11): multiplication counts (Table II's expressions)
   beside FLOPs measured by torch's counter, over the number of users.
 
+Every sweep also runs ``robust_ga``, per-drop gradient ascent on the exact worst-case sum rate
+from the WMMSE solution (:mod:`chanlab.classical.robust_ascent`): not a paper method but a
+reference for how high the bound lets the worst-case sum rate go.
+
 All numbers come from :func:`chanlab.cellfree.compare.compare_methods` or the counters.
 """
 
