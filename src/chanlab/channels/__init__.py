@@ -11,7 +11,10 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "arrays": ("ula_response", "upa_response"),
     "beams": ("beam_gains", "dft_codebook", "upa_dft_codebook"),
     "cellfree": ("CellFreeDrop", "generate_cellfree", "sample_bounded_error"),
+    "lscm": ("LscmPanel", "angular_grid", "beam_pattern_matrix", "dbm_to_mw", "element_gain_3gpp", "lscm_steering",
+             "measure_rsrp", "mw_to_dbm", "sample_rsrp"),
     "loaders": ("load_cost2100", "load_mat_channels", "load_multiuser", "read_mat"),
     "sionna_phy": ("generate_cdl", "generate_multiuser", "generate_scenario"),
+    "synthetic_caps": ("SyntheticCaps", "synthetic_caps", "truncated_normal"),
     "store": ("cache_dir", "cached_dataset", "dataset_info", "read_dataset", "write_dataset"),
 })
