@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 
 from chanlab.core.errors import DataError
 
@@ -33,6 +34,6 @@ def center_wasserstein(a, b, p: float = 2.0) -> float:
         raise DataError("centers: contain NaN or infinite values")
     if not p >= 1:
         raise DataError(f"p: expected p >= 1, got {p}")
-    cost = np.linalg.norm(x[:, None, :] - y[None, :, :], axis=-1) ** p
+    cost = cdist(x, y) ** p                              # [K, K], without a [K, K, dim] temporary
     rows, cols = linear_sum_assignment(cost)
     return float(cost[rows, cols].mean() ** (1.0 / p))

@@ -4,5 +4,6 @@ from chanlab.core.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "conv_compressor": ("ConvDecoder", "ConvEncoder", "default_pools"),
+    "mlp": ("SkipMLP",),
     "residual_cnn": ("ConvUnit", "ResidualCNN", "conv_output_size", "size_preserving_padding"),
 })
