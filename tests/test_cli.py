@@ -118,3 +118,12 @@ def test_usage_errors_are_one_line(capsys, argv):
         main(argv)
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and err.startswith("chanlab: error:") and "\n" not in err
+
+
+def test_demo_runs_the_gridization_experiment(tmp_path, capsys):
+    from chanlab.cli import DEMO_EXPERIMENT, main
+
+    assert DEMO_EXPERIMENT == "gridization/synthetic"
+    assert main(["demo", "--preset", "smoke", "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0
+    assert "gridization/synthetic" in capsys.readouterr().out
+    assert (tmp_path / "demo" / "results.json").is_file()
