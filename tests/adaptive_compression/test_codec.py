@@ -9,12 +9,7 @@ from chanlab.adaptive_compression.model import CompressorSpec, RDCompressor, dis
 from chanlab.core.errors import BitstreamError, CheckpointError, ConfigError, DataError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ SIGMA2 = noise_power_for_snr(10.0)
 SMALL = dict(channels=8, n_blocks=1, head_layers=2, head_width=8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _h(num=8, seed=0, dtype=torch.complex64):

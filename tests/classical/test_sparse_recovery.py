@@ -12,13 +12,7 @@ F64 = torch.float64
 RTOL64 = float(np.finfo(np.float64).eps) ** 0.5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The kernels run many small ops; on 2 shared cores intra-op threads only add contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------------
