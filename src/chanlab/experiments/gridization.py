@@ -255,7 +255,7 @@ def _synthetic_figures(results: dict, ctx) -> None:
                 ax.set_yscale("log")
             ax.grid(alpha=0.3)
         axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.04)
         ctx.save_figure(fig, name)
 
 
@@ -387,7 +387,7 @@ def _embedding_figure(pictures, ctx) -> None:
             ax.set_title(f"{scheme}: {'after init' if when == 'init' else 'end'}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle("Projected embeddings (dots, by grid) and codewords (triangles), PCA (Fig. 5)")
+    fig.suptitle("Projected embeddings (dots, by grid) and codewords (triangles), PCA (Fig. 5)", y=1.02)
     ctx.save_figure(fig, "fig5_embeddings")
 
 
