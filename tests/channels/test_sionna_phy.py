@@ -39,7 +39,7 @@ def test_cdl_model_spelling_and_batching():
     assert torch.equal(generate_cdl(5, model="CDL-C", batch_size=2, **SMALL), ref)
 
 
-@pytest.mark.parametrize("scenario", ["umi", "uma"])
+@pytest.mark.parametrize("scenario", ["umi", "uma", "rma", "inh"])
 def test_scenario_shape_dtype_finite(scenario):
     h = generate_scenario(6, scenario=scenario, batch_size=4, **SMALL)
     assert h.shape == (6, 8, 64)
@@ -213,8 +213,8 @@ def test_num_validation():
 
 
 def test_scenario_validation():
-    with pytest.raises(ConfigError, match=r"scenario: expected one of \['umi', 'uma'\], got 'rma'"):
-        generate_scenario(2, scenario="rma", **SMALL)
+    with pytest.raises(ConfigError, match=r"scenario: expected one of \['umi', 'uma', 'rma', 'inh'\], got 'inf'"):
+        generate_scenario(2, scenario="inf", **SMALL)
     with pytest.raises(ConfigError, match=r"o2i_model: expected one of \['low', 'high'\]"):
         generate_scenario(2, o2i_model="medium", **SMALL)
     with pytest.raises(ConfigError, match=r"normalize: expected a bool"):
@@ -229,7 +229,7 @@ def test_multiuser_validation():
     with pytest.raises(ConfigError, match=r"source: expected one of .*got 'tdl'"):
         generate_multiuser(2, n_users=2, source="tdl")
     with pytest.raises(ConfigError, match=r"scenario: expected one of"):
-        generate_multiuser(2, n_users=2, source="scenario", scenario="inh")
+        generate_multiuser(2, n_users=2, source="scenario", scenario="inf")
     with pytest.raises(ConfigError, match=r"model: expected one of"):
         generate_multiuser(2, n_users=2, source="cdl", model="Z")
     with pytest.raises(ChanlabError, match=r"n_rows"):
@@ -311,3 +311,15 @@ def test_yaw_spread_gives_multiuser_cdl_users_distinct_angles():
     assert _peak_angular_bins(h.reshape(-1, 16, 1)) >= 8
     with pytest.raises(ConfigError, match="yaw_spread"):
         generate_cdl(2, n_ant=2, n_sc=4, yaw_spread=200.0, show_progress=False)
+
+
+def test_inh_drop_geometry():
+    """Our indoor-office drop: users 1 m high within 1-20 m of the ceiling BS, in its 120° sector."""
+    from chanlab.channels.sionna_phy import INH_BS_HEIGHT, INH_RADII, _inh_topology
+
+    ut, bs, _, _, vel, indoor = _inh_topology(500, 2, 1.5, "cpu")
+    r = ut[..., :2].norm(dim=-1)
+    assert float(r.min()) >= INH_RADII[0] and float(r.max()) <= INH_RADII[1]
+    assert float(torch.atan2(ut[..., 1], ut[..., 0]).abs().max()) <= torch.pi / 3 + 1e-6
+    assert torch.allclose(bs[..., 2], torch.tensor(INH_BS_HEIGHT)) and indoor.all()
+    torch.testing.assert_close(vel.norm(dim=-1), torch.full((500, 2), 1.5))

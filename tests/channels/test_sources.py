@@ -48,4 +48,4 @@ def test_parameter_errors():
         generate_dataset("cdl", {"model": "F"})
     with pytest.raises(ConfigError, match="num"):
         generate_dataset("cdl", {"num": 0})
-    assert set(SOURCES) == {"cdl", "umi", "uma", "multiuser", "cellfree"}
+    assert set(SOURCES) == {"cdl", "umi", "uma", "rma", "inh", "multiuser", "cellfree"}

@@ -95,7 +95,7 @@ __all__ = ["generate_cdl", "generate_scenario", "generate_multiuser",
            "CDL_MODELS", "SCENARIOS", "ARRAYS"]
 
 CDL_MODELS = ("A", "B", "C", "D", "E")
-SCENARIOS = ("umi", "uma")
+SCENARIOS = ("umi", "uma", "rma", "inh")
 ARRAYS = ("ula", "upa")
 _SOURCES = ("cdl",) + SCENARIOS
 _O2I_MODELS = ("low", "high")
@@ -282,12 +282,40 @@ def _cdl_sampler(model: str, delay_spread: float, carrier_frequency: float, spee
     return draw
 
 
-def _scenario_channel(scenario: str, carrier_frequency: float, o2i_model: str, bs, ut, sdev: str):
-    from sionna.phy.channel.tr38901 import UMa, UMi
+# Indoor office drop (TR 38.901 InH has no sector topology in Sionna): the BS on the ceiling
+# facing +x, users 1 m above the floor, uniform in a 120° sector between these 2-D distances.
+INH_BS_HEIGHT, INH_UT_HEIGHT, INH_RADII = 3.0, 1.0, (1.0, 20.0)
 
-    cls = UMi if scenario == "umi" else UMa
-    return cls(carrier_frequency=carrier_frequency, o2i_model=o2i_model, ut_array=ut,
-               bs_array=bs, direction="downlink", precision="single", device=sdev)
+
+def _scenario_channel(scenario: str, carrier_frequency: float, o2i_model: str, bs, ut, sdev: str):
+    from sionna.phy.channel.tr38901 import InH, RMa, UMa, UMi
+
+    common = dict(carrier_frequency=carrier_frequency, ut_array=ut, bs_array=bs, direction="downlink",
+                  precision="single", device=sdev)
+    if scenario == "inh":
+        return InH(indoor_scenario="open", **common)
+    if scenario == "rma":
+        return RMa(**common)
+    return (UMi if scenario == "umi" else UMa)(o2i_model=o2i_model, **common)
+
+
+def _inh_topology(b: int, n_ut: int, speed: float, sdev: str):
+    """``b`` indoor-office drops of ``n_ut`` users (``INH_*`` above), in Sionna's topology layout."""
+    def rand(*shape):
+        return torch.rand(*shape, device=sdev)
+
+    r_min, r_max = INH_RADII
+    r = torch.sqrt(r_min ** 2 + rand(b, n_ut) * (r_max ** 2 - r_min ** 2))     # uniform over the area
+    phi = (rand(b, n_ut) - 0.5) * (2 * math.pi / 3)
+    ut_loc = torch.stack([r * torch.cos(phi), r * torch.sin(phi), torch.full_like(r, INH_UT_HEIGHT)], -1)
+    bs_loc = torch.tensor([0.0, 0.0, INH_BS_HEIGHT], device=sdev).expand(b, 1, 3).contiguous()
+    ut_orient = torch.stack([(rand(b, n_ut) * 2 - 1) * math.pi, torch.zeros(b, n_ut, device=sdev),
+                             torch.zeros(b, n_ut, device=sdev)], -1)
+    bs_orient = torch.zeros(b, 1, 3, device=sdev)
+    heading = rand(b, n_ut) * 2 * math.pi
+    ut_vel = torch.stack([speed * torch.cos(heading), speed * torch.sin(heading), torch.zeros_like(heading)], -1)
+    in_state = torch.ones(b, n_ut, dtype=torch.bool, device=sdev)          # InH: every user indoors
+    return ut_loc, bs_loc, ut_orient, bs_orient, ut_vel, in_state
 
 
 def _scenario_cir(channel, scenario: str, b: int, n_ut: int, speed: float, sdev: str,
@@ -296,9 +324,12 @@ def _scenario_cir(channel, scenario: str, b: int, n_ut: int, speed: float, sdev:
     ``tau [b, n_ut, P]``."""
     from sionna.phy.channel import gen_single_sector_topology
 
-    topology = gen_single_sector_topology(b, n_ut, scenario, min_ut_velocity=speed,
-                                          max_ut_velocity=speed, precision="single",
-                                          device=sdev)
+    if scenario == "inh":
+        topology = _inh_topology(b, n_ut, speed, sdev)
+    else:
+        topology = gen_single_sector_topology(b, n_ut, scenario, min_ut_velocity=speed,
+                                              max_ut_velocity=speed, precision="single",
+                                              device=sdev)
     channel.reset_topology()          # the batch size can change on the last batch
     channel.set_topology(*topology, los="random")
     a, tau = channel(num_time_samples=n_time, sampling_frequency=1.0 / time_step)
@@ -399,14 +430,17 @@ def generate_scenario(num: int, *, scenario: str = "umi", n_ant: int = 32, array
                       n_time: int = 1, time_step: float = 1e-3,
                       o2i_model: str = "low", normalize: bool = True, batch_size: int = 256,
                       seed: int = 0, device="cpu", show_progress: bool = True) -> torch.Tensor:
-    """Downlink MISO-OFDM CSI from the TR 38.901 UMi or UMa model (``scenario``).
+    """Downlink MISO-OFDM CSI from a TR 38.901 system-level model: ``scenario`` is ``"umi"``,
+    ``"uma"``, ``"rma"`` (rural macro) or ``"inh"`` (indoor office, open plan).
 
     Each sample is one user dropped at random in a fresh single-sector topology
-    (Sionna's ``gen_single_sector_topology``: BS at the origin at the scenario's height,
-    pointing at the sector centre; user uniform in the 120-degree sector, indoor with the
-    scenario's probability, ``o2i_model`` ``"low"``/``"high"`` O2I loss; LoS/NLoS drawn
-    from the TR 38.901 LoS probability). Large-scale parameters, path loss and shadow
-    fading are included.
+    (Sionna's ``gen_single_sector_topology`` for UMi/UMa/RMa: BS at the origin at the
+    scenario's height, pointing at the sector centre; user uniform in the 120-degree sector,
+    indoor with the scenario's probability, ``o2i_model`` ``"low"``/``"high"`` O2I loss for
+    UMi/UMa). InH has no sector topology in Sionna, so its drop is ours: the BS on a 3 m
+    ceiling facing +x and the user 1 m high, uniform over a 120-degree sector between 1 m and
+    20 m (a pico-cell room). LoS/NLoS is drawn from the TR 38.901 LoS probability.
+    Large-scale parameters, path loss and shadow fading are included.
 
     ``normalize=True`` scales every sample (a whole sequence when ``n_time > 1``) to unit
     average power per entry (removes path loss and shadowing); ``normalize=False``

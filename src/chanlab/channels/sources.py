@@ -192,6 +192,12 @@ SOURCES: dict[str, DataSource] = {
         DataSource("uma", "3GPP UMa with random topologies (Sionna PHY)",
                    _COMMON + _ARRAY + _OFDM + _TIME, _scenario_builder("uma"),
                    _describe_ofdm),
+        DataSource("rma", "3GPP RMa (rural macro) with random topologies (Sionna PHY)",
+                   _COMMON + _ARRAY + _OFDM + _TIME, _scenario_builder("rma"),
+                   _describe_ofdm),
+        DataSource("inh", "3GPP InH indoor office: ceiling BS, users within 20 m (Sionna PHY)",
+                   _COMMON + _ARRAY + _OFDM + _TIME, _scenario_builder("inh"),
+                   _describe_ofdm),
         DataSource("multiuser", "narrowband multi-user drops H_mu [num, n_users, n_ant]",
                    _COMMON + (SourceParam("n_users", int, 4, "users per drop"),
                               SourceParam("channel", str, "cdl", "channel model family", ("cdl", "umi", "uma")))
