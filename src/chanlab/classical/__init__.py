@@ -1,9 +1,10 @@
-"""Non-learned algorithms and baselines: linear precoders, WMMSE family, robust worst-case bounds."""
+"""Non-learned algorithms and baselines: PCA codec, linear precoders, WMMSE family, robust worst-case bounds."""
 
 from chanlab.core.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "linear_precoding": ("mrt", "rzf", "scale_to_power", "zf"),
+    "pca_codec": ("PcaCodec",),
     "robust_ascent": ("robust_gradient_ascent",),
     "robust_sinr": ("aggregate_error_radius", "worst_case_sinr", "worst_case_sinr_cvxpy", "worst_case_sum_rate",
                     "worst_case_terms"),

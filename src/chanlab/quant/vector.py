@@ -1,0 +1,389 @@
+"""Shared-codebook vector quantization of encoder outputs (the "Vector" baseline).
+
+The CSI-feedback bit-allocation paper (``shared/papers/csi-feedback-bit-allocation.txt``,
+Sections I, III-B and IV-A) compares against *Vector*, its ref. [11] (Rizzello et al.,
+"User-driven adaptive CSI feedback with ordered vector quantization", IEEE WCL 2023): the
+``M`` encoder outputs are split into ``M / L`` sub-vectors of length ``L``, each quantized
+to the nearest codeword of ONE codebook shared by all sub-vectors, with ``2^{L B}``
+codewords of dimension ``L`` (``B`` bits per output, ``L B`` bits per sub-vector); the
+codewords are learned, training uses the STE and the loss of eq. 4.
+
+* Quantization: nearest codeword in squared Euclidean distance; ties go to the smaller
+  index. Distances are computed batched as ``||v||² - 2 v·w + ||w||²`` (a matmul), over
+  chunks of sub-vectors so that the ``[chunk, 2^{LB}]`` distance block stays below
+  ``2^20`` entries; the best few candidates of that expansion are then re-scored with the
+  exact ``Σ (v - w)²``, so that near-ties are decided exactly (:func:`nearest_codeword`).
+* Gradients (as :class:`~chanlab.quant.scalar_codebooks.ScalarCodebooks`, the paper's
+  ref. [16]): ``z_q = sg(w) + z - sg(z)`` (forward = exactly the codeword, backward =
+  identity to ``z``, nothing to the codewords). :meth:`SharedVectorQuantizer.loss` adds
+  eq. 4's ``β ||sg(z^q) - z||²`` (pulls the encoder to its codewords) and the codebook loss
+  ``||z^q - sg(z)||²`` (below eq. 4; the only path from the data to the codewords), both
+  summed over the ``M`` outputs and averaged over the batch.
+* Initialization: :meth:`SharedVectorQuantizer.init_from` runs k-means on sample
+  sub-vectors (k-means++ seeding, then Lloyd iterations; batched torch on any device).
+* Dead codewords (never selected) are left as they are, as the paper's baseline does not
+  revive them; they cost nothing but index space.
+* Feasibility: the codebook has ``2^{LB}`` codewords; beyond ``max_codewords`` (default
+  ``2^14``) the constructor raises :class:`~chanlab.core.errors.ConfigError`. The paper
+  marks several *Vector* cases as computationally infeasible (Table II); the example it
+  gives, ``L = 4``, ``B = 3``, has ``2^12`` codewords, "codebook size ``L × 2^{LB} = 2^14``"
+  scalars. Its dashes also cover ``L = 2``, ``B = 5`` (``2^10`` codewords), so our
+  threshold is a compute limit, not a reproduction of the dashes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from chanlab.core.errors import ConfigError, DataError
+from chanlab.core.validation import as_tensor, check_finite, check_int_range, check_ndim, check_real
+
+DEFAULT_MAX_CODEWORDS = 1 << 14
+# Entries of one [chunk, K] distance block (~4 MiB in float32: cache-friendly, measured fastest).
+_CHUNK_CELLS = 1 << 20
+# Candidates of the matmul distance re-scored exactly.
+_N_CANDIDATES = 4
+# k-means++ draws from at most this many samples (torch.multinomial's limit is 2^24).
+_MAX_SEEDING_SAMPLES = 1 << 24
+
+
+def _chunk_rows(n_codes: int) -> int:
+    return max(1, _CHUNK_CELLS // max(n_codes, 1))
+
+
+def nearest_codeword(v: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest row of ``w`` ``[K, L]`` to each row of ``v`` ``[n, L]`` (batched, chunked).
+
+    The ``[chunk, K]`` squared distances come from the expansion
+    ``||v||² - 2 v wᵀ + ||w||²``; its ``min(K, 4)`` smallest entries are re-scored with the
+    exact ``Σ_l (v_l - w_l)²`` and the minimum of those is taken, the smallest index winning
+    ties. The result therefore equals the brute-force argmin unless rounding of the
+    expansion pushes the true nearest codeword out of the four best candidates.
+
+    Returns:
+        ``(indices, sq_dist)``: ``[n]`` int64 indices and ``[n]`` exact squared distances
+        (dtype of ``v``). No gradients.
+    """
+    with torch.no_grad():
+        v = v.detach()
+        w = w.detach().to(v.dtype)
+        n, k = v.shape[0], w.shape[0]
+        idx = torch.empty(n, dtype=torch.int64, device=v.device)
+        dist = torch.empty(n, dtype=v.dtype, device=v.device)
+        w_sq = (w * w).sum(1)
+        c = min(k, _N_CANDIDATES)
+        for lo in range(0, n, _chunk_rows(k)):
+            vc = v[lo:lo + _chunk_rows(k)]
+            approx = torch.addmm(w_sq[None, :], vc, w.T, alpha=-2)     # ||v||² omitted: same per row
+            cand = approx.topk(c, dim=1, largest=False).indices        # [chunk, c]
+            exact = ((vc[:, None, :] - w[cand]) ** 2).sum(2)           # [chunk, c]
+            best = exact.min(1, keepdim=True).values
+            # Among exact ties take the smallest index (as a brute-force argmin does).
+            pick = torch.where(exact == best, cand, torch.full_like(cand, k)).min(1).values
+            idx[lo:lo + vc.shape[0]] = pick
+            dist[lo:lo + vc.shape[0]] = best[:, 0]
+        return idx, dist
+
+
+def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding (D² sampling) of ``k`` centers from ``x`` ``[n, L]``.
+
+    The ``k - 1`` later centers are drawn in rounds of ``max(1, k // 128)``, each round
+    sampling proportionally to the squared distance ``D²`` to the nearest center chosen so
+    far, and the distances are then updated with a batched ``[n, round]`` computation. For
+    ``k ≤ 255`` a round is one center, chosen greedily as in scikit-learn: the best (lowest
+    total ``D²`` afterwards) of ``2 + ⌊ln k⌋`` draws. Larger codebooks draw a round's centers
+    at once without replacement (no trials), which bounds the Python loop to about 128
+    rounds and the cost to one ``n × k`` distance pass for ``2^14`` codewords. When every sample already coincides with a
+    center (fewer distinct samples than ``k``), the rest are drawn uniformly (then some
+    centers coincide).
+    """
+    n = x.shape[0]
+    first = torch.randint(n, (1,), generator=gen, device="cpu").to(x.device)
+    centers = [x[first]]
+    d2 = ((x - centers[0]) ** 2).sum(1)
+    x_sq = (x * x).sum(1)
+    step = max(1, k // 128)
+    trials = 2 + int(math.log(k))
+    have = 1
+    while have < k:
+        m = min(step, k - have)
+        p = d2.double().cpu()
+        if int((p > 0).sum()) < m:          # too few samples away from the centers: uniform
+            p = torch.ones_like(p)
+        if m == 1:                          # greedy: the best of `trials` D² draws
+            cand = x[torch.multinomial(p, trials, replacement=True, generator=gen).to(x.device)]
+            dc = (torch.addmm((cand * cand).sum(1)[None, :], x, cand.T, alpha=-2) + x_sq[:, None]).clamp_min(0)
+            dc = torch.minimum(d2[:, None], dc)                                     # [n, trials]
+            best = int(dc.sum(0).argmin())
+            centers.append(cand[best:best + 1])
+            d2 = dc[:, best]
+        else:
+            new = x[torch.multinomial(p, m, replacement=False, generator=gen).to(x.device)]
+            centers.append(new)
+            d2 = torch.minimum(d2, _sq_dist_min(x, new))
+        have += m
+    return torch.cat(centers)
+
+
+def _sq_dist_min(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``[n]``: min over the rows of ``c`` ``[m, L]`` of the squared distance to each row of
+    ``x`` ``[n, L]`` (matmul expansion, chunked, clamped at 0; only used for seeding weights)."""
+    out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
+    c_sq = (c * c).sum(1)
+    rows = _chunk_rows(c.shape[0])
+    for lo in range(0, x.shape[0], rows):
+        xc = x[lo:lo + rows]
+        d = torch.addmm(c_sq[None, :], xc, c.T, alpha=-2).min(1).values + (xc * xc).sum(1)
+        out[lo:lo + rows] = d.clamp_min(0)
+    return out
+
+
+def kmeans(x: torch.Tensor, k: int, n_iter: int = 20, seed: int = 0, tol: float = 0.0
+           ) -> tuple[torch.Tensor, float]:
+    """Batched k-means of ``x`` ``[n, L]`` into ``k`` clusters (k-means++ then Lloyd).
+
+    Each Lloyd iteration assigns all samples with :func:`nearest_codeword` and moves each
+    center to the mean of its samples (``index_add``); a cluster left empty is re-seeded at
+    the samples farthest from their centers (as scikit-learn does), so that no center is
+    wasted during initialization. Stops after ``n_iter`` iterations or when the mean squared
+    error no longer falls by more than ``tol`` (relative).
+
+    Returns:
+        ``(centers, mse)``: ``[k, L]`` centers (dtype of ``x``) and the mean squared distance
+        of the samples to their nearest center.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    seeds = x
+    if x.shape[0] > _MAX_SEEDING_SAMPLES:               # torch.multinomial's category limit
+        seeds = x[torch.randperm(x.shape[0], generator=gen)[:_MAX_SEEDING_SAMPLES].to(x.device)]
+    centers = _kmeans_pp(seeds, k, gen)
+    prev = math.inf
+    for _ in range(n_iter):
+        idx, d2 = nearest_codeword(x, centers)
+        mse = float(d2.mean())
+        if prev < math.inf and prev - mse <= tol * prev:
+            return centers, mse
+        prev = mse
+        counts = torch.bincount(idx, minlength=k)
+        sums = torch.zeros_like(centers).index_add_(0, idx, x)
+        nonempty = counts > 0
+        centers = torch.where(nonempty[:, None], sums / counts.clamp_min(1)[:, None].to(x.dtype), centers)
+        empty = torch.nonzero(~nonempty).flatten()
+        if empty.numel():
+            far = d2.topk(min(empty.numel(), x.shape[0])).indices
+            centers[empty[:far.numel()]] = x[far]
+    idx, d2 = nearest_codeword(x, centers)
+    return centers, float(d2.mean())
+
+
+class SharedVectorQuantizer(nn.Module):
+    """One shared codebook of ``2^{L B}`` codewords for the ``M / L`` sub-vectors of ``z``.
+
+    Interface shared with the other feedback quantizers (``ScalarCodebooks``,
+    ``UniformQuantizer``): ``forward(z) -> (z_q, indices)``, ``loss(z, indices)``,
+    ``dequantize(indices)``, ``symbol_bits`` / ``total_bits``, ``compress`` / ``decompress``.
+
+    Sub-vector ``s`` is ``z[:, s L : (s + 1) L]`` (consecutive outputs).
+
+    Args:
+        n_outputs: ``M``.
+        sub_dim: ``L``, which must divide ``M``.
+        bits_per_output: ``B``; each sub-vector index has ``L B`` bits.
+        beta: weight ``β ≥ 0`` of eq. 4's quantization term in :meth:`loss`.
+        max_codewords: refuse codebooks larger than this (default ``2^14``).
+        seed: seed of the default initialization (uniform in ``[-1, 1]^L``); use
+            :meth:`init_from` for the k-means start.
+        dtype: codebook dtype.
+
+    Raises:
+        ConfigError: ``L`` does not divide ``M``, ``2^{LB}`` exceeds ``max_codewords`` (or
+            ``LB > 32``, beyond what a packed index holds), or a non-positive size.
+    """
+
+    def __init__(self, n_outputs: int, sub_dim: int, bits_per_output: int, beta: float = 0.1,
+                 max_codewords: int = DEFAULT_MAX_CODEWORDS, seed: int = 0,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        check_int_range(n_outputs, "n_outputs", 1, error=ConfigError)
+        check_int_range(sub_dim, "sub_dim", 1, error=ConfigError)
+        check_int_range(bits_per_output, "bits_per_output", 1, error=ConfigError)
+        check_int_range(max_codewords, "max_codewords", 1, error=ConfigError)
+        if n_outputs % sub_dim:
+            raise ConfigError(f"sub_dim: L = {sub_dim} must divide the number of outputs M = {n_outputs}")
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta < 0:
+            raise ConfigError(f"beta: expected a finite number >= 0, got {beta!r}")
+        sym = int(sub_dim) * int(bits_per_output)
+        if sym > 32 or (1 << sym) > max_codewords:
+            raise ConfigError(f"codebook too large: L = {sub_dim}, B = {bits_per_output} needs 2^(L*B) = 2^{sym} "
+                              f"codewords of dimension {sub_dim}, above max_codewords = {max_codewords} "
+                              f"(the paper marks such Vector cases infeasible); lower L or B, or raise max_codewords")
+        self.sub_dim = int(sub_dim)
+        self.bits_per_output = int(bits_per_output)
+        self.beta = float(beta)
+        gen = torch.Generator().manual_seed(int(seed))
+        self.codewords = nn.Parameter((2 * torch.rand(1 << sym, self.sub_dim, generator=gen, dtype=torch.float64) - 1)
+                                      .to(dtype))
+        self.register_buffer("index_bits", torch.full((n_outputs // sub_dim,), sym, dtype=torch.int64))
+
+    def extra_repr(self) -> str:
+        return (f"n_outputs={self.n_outputs}, sub_dim={self.sub_dim}, bits_per_output={self.bits_per_output}, "
+                f"n_codewords={self.n_codewords}, beta={self.beta}")
+
+    # ---- views
+
+    @property
+    def n_codewords(self) -> int:
+        return int(self.codewords.shape[0])
+
+    @property
+    def n_symbols(self) -> int:
+        """``M / L`` sub-vectors (index symbols) per sample."""
+        return int(self.index_bits.shape[0])
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_symbols * self.sub_dim
+
+    @property
+    def symbol_bits(self) -> torch.Tensor:
+        """``[M / L]`` int64: ``L B`` bits per sub-vector index."""
+        return self.index_bits
+
+    @property
+    def total_bits(self) -> int:
+        """``M B``, the payload bits per sample."""
+        return int(self.index_bits.sum())
+
+    # ---- checks
+
+    def _check_z(self, z) -> torch.Tensor:
+        z = as_tensor(z, "z")
+        check_ndim(z, 2, "z", "[batch, M]")
+        if z.shape[1] != self.n_outputs:
+            raise DataError(f"z: expected [batch, M = {self.n_outputs}], got {list(z.shape)}")
+        check_real(z, "z")
+        check_finite(z, "z")
+        return z
+
+    def _check_indices(self, indices) -> torch.Tensor:
+        indices = as_tensor(indices, "indices")
+        check_ndim(indices, 2, "indices", "[batch, M / L]")
+        if indices.shape[1] != self.n_symbols or indices.is_floating_point() or indices.is_complex():
+            raise DataError(f"indices: expected an integer tensor [batch, M / L = {self.n_symbols}], "
+                            f"got {indices.dtype} {list(indices.shape)}")
+        if indices.numel() and bool(((indices < 0) | (indices >= self.n_codewords)).any()):
+            raise DataError(f"indices: every index must lie in [0, 2^(L*B) = {self.n_codewords})")
+        return indices.to(device=self.codewords.device, dtype=torch.int64)
+
+    def _check_pair(self, z, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self._check_z(z)
+        indices = self._check_indices(indices)
+        if indices.shape[0] != z.shape[0]:
+            raise DataError(f"indices: expected {z.shape[0]} rows like z, got {indices.shape[0]}")
+        return z, indices
+
+    # ---- quantization
+
+    def nearest(self, z: torch.Tensor) -> torch.Tensor:
+        """``[batch, M / L]`` int64 index of the nearest shared codeword of each sub-vector
+        (:func:`nearest_codeword`; ties go to the smaller index). No gradient."""
+        z = self._check_z(z)
+        idx, _ = nearest_codeword(z.detach().reshape(-1, self.sub_dim), self.codewords)
+        return idx.reshape(z.shape[0], self.n_symbols)
+
+    def _gather(self, indices: torch.Tensor) -> torch.Tensor:
+        """``[batch, M]`` codewords of ``indices`` (differentiable in the codewords)."""
+        return self.codewords[indices].reshape(indices.shape[0], self.n_outputs)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Quantize ``z`` ``[batch, M]`` with a straight-through gradient.
+
+        Returns:
+            ``(z_q, indices)``: ``z_q`` ``[batch, M]`` (dtype of ``z``) equals the chosen
+            codewords exactly, with the identity gradient to ``z`` and none to the codewords
+            (use :meth:`loss`); ``indices`` ``[batch, M / L]`` int64.
+        """
+        idx = self.nearest(z)
+        with torch.no_grad():
+            w = self._gather(idx).to(z.dtype)
+        # w + (z - sg(z)) rather than z + sg(w - z): the forward value is exactly the codeword.
+        return w + (z - z.detach()), idx
+
+    def commitment_loss(self, z: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Eq. 4's quantization term ``β mean_batch ||sg(z^q) - z||²`` (gradient to ``z`` only)."""
+        z, indices = self._check_pair(z, indices)
+        with torch.no_grad():
+            w = self._gather(indices).to(z.dtype)
+        return self.beta * ((w - z) ** 2).sum(1).mean()
+
+    def codebook_loss(self, z: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """The codebook loss ``mean_batch ||z^q - sg(z)||²`` (gradient to the codewords only)."""
+        z, indices = self._check_pair(z, indices)
+        w = self._gather(indices)
+        return ((w - z.detach().to(w.dtype)) ** 2).sum(1).mean()
+
+    def loss(self, z: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """:meth:`commitment_loss` + :meth:`codebook_loss` (disjoint gradient paths)."""
+        return self.commitment_loss(z, indices) + self.codebook_loss(z, indices).to(z.dtype)
+
+    def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
+        """``[batch, M]`` codewords of ``indices`` ``[batch, M / L]`` (differentiable in the codewords)."""
+        return self._gather(self._check_indices(indices))
+
+    # ---- initialization
+
+    @torch.no_grad()
+    def init_from(self, z, n_iter: int = 20, max_samples: int | None = 1 << 18, seed: int = 0) -> float:
+        """Set the codebook to the k-means centers of the sub-vectors of ``z`` ``[n, M]``.
+
+        All ``n M / L`` sub-vectors (or a random subset of ``max_samples`` of them, drawn with
+        ``seed``; ``None`` keeps all) are clustered into ``2^{LB}`` centers by :func:`kmeans`
+        (k-means++ seeding, ``n_iter`` Lloyd iterations, empty clusters re-seeded), on the
+        device of the codebook. Each iteration costs ``samples × 2^{LB}`` distances: about
+        ``2^32`` for the defaults at ``2^14`` codewords, seconds on a GPU, tens of seconds
+        per iteration on a CPU core (lower ``max_samples`` / ``n_iter`` there).
+
+        Returns:
+            the mean squared distance of the clustered sub-vectors to their nearest center.
+
+        Raises:
+            DataError: ``z`` is not a finite real ``[n, M]`` array, or has fewer sub-vectors
+                than codewords.
+            ConfigError: ``n_iter < 1`` or ``max_samples < 1``.
+        """
+        check_int_range(n_iter, "n_iter", 1, error=ConfigError)
+        if max_samples is not None:
+            check_int_range(max_samples, "max_samples", 1, error=ConfigError)
+        z = self._check_z(z)
+        v = z.detach().reshape(-1, self.sub_dim).to(self.codewords.device)
+        if max_samples is not None and v.shape[0] > max_samples:
+            gen = torch.Generator().manual_seed(int(seed))
+            v = v[torch.randperm(v.shape[0], generator=gen)[:max_samples].to(v.device)]
+        if v.shape[0] < self.n_codewords:
+            raise DataError(f"z: {v.shape[0]} sub-vectors cannot initialize {self.n_codewords} codewords; "
+                            f"give at least {math.ceil(self.n_codewords * self.sub_dim / self.n_outputs)} samples")
+        compute = torch.float64 if v.dtype == torch.float64 else torch.float32
+        centers, mse = kmeans(v.to(compute), self.n_codewords, n_iter=n_iter, seed=seed)
+        self.codewords.copy_(centers.to(self.codewords.dtype))
+        return mse
+
+    # ---- bitstreams
+
+    def compress(self, z: torch.Tensor, crc: bool = False) -> list[bytes]:
+        """One byte string per sample: the ``M / L`` codeword indices, ``L B`` bits each
+        (:func:`~chanlab.quant.bit_packing.pack_indices`)."""
+        from chanlab.quant.bit_packing import pack_indices
+
+        return pack_indices(self.nearest(z), self.symbol_bits, crc=crc)
+
+    def decompress(self, streams: Sequence[bytes], crc: bool = False) -> torch.Tensor:
+        """``[n, M]`` codewords read back from :meth:`compress` streams."""
+        from chanlab.quant.bit_packing import unpack_indices
+
+        with torch.no_grad():
+            return self.dequantize(unpack_indices(streams, self.symbol_bits, crc=crc).to(self.codewords.device))
