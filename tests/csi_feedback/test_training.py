@@ -1,0 +1,102 @@
+import pytest
+import torch
+
+from chanlab.core.errors import ConfigError
+from chanlab.csi_feedback.data import feedback_csi, make_splits, nmse_db, rho
+from chanlab.csi_feedback.model import SCHEMES, FeedbackAutoencoder, get_scheme
+from chanlab.csi_feedback.training import FeedbackTraining, evaluate_feedback, train_feedback
+from chanlab.nn.csinet import make_autoencoder
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def x():
+    """Sparse angular-delay-like inputs in [0, 1] (a few strong taps around 0.5)."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.full((96, 2, 8, 8), 0.5)
+    taps = torch.randint(0, 8, (96, 3), generator=g)
+    for k in range(3):
+        base[torch.arange(96), 0, taps[:, k], k] += 0.3 * torch.rand(96, generator=g) - 0.15
+        base[torch.arange(96), 1, taps[:, k], k] += 0.3 * torch.rand(96, generator=g) - 0.15
+    return base
+
+
+def model(m=16):
+    torch.manual_seed(0)
+    enc, dec = make_autoencoder("csinet", m, n_ant=8, n_delay=8)
+    return FeedbackAutoencoder(enc, dec)
+
+
+CFG = FeedbackTraining(epochs=2, batch_size=32, alloc_samples=64, lloyd_samples=64)
+
+
+@pytest.mark.parametrize("scheme", ["nq", "proposed", "proposed-var1", "proposed-var2", "round", "vector-1", "vector-2",
+                                    "lloyd", "lloyd-log"])
+def test_schemes_train_and_send_real_bitstreams(x, scheme):
+    net = model()
+    hist = train_feedback(net, scheme, 3, x[:64], x[64:80], CFG)
+    assert len(hist.val_nmse_db) == 2
+    r = evaluate_feedback(net, x[80:], n_sc=16)
+    if scheme == "nq":
+        assert r["stream_bits"] == 32 * 16
+    else:
+        assert r["payload_bits"] == 16 * 3                      # the budget M·B is kept
+        assert r["stream_bits"] == 8 * ((16 * 3 + 7) // 8)      # whole bytes of exactly M·B bits
+        # the bitstream path reconstructs exactly what the quantized forward pass gives
+        net.eval()
+        with torch.no_grad():
+            direct = net(x[80:])[0]
+        torch.testing.assert_close(net.decompress(net.compress(x[80:])), direct)
+    assert r["nmse_db"] == pytest.approx(r["nmse_db"])            # finite
+
+
+def test_proposed_allocation_keeps_the_budget(x):
+    net = model()
+    train_feedback(net, "proposed", 2, x[:64], x[64:80], CFG)
+    assert int(net.quantizer.bits.sum()) == 16 * 2
+    assert len(net.quantizer.bits) == 16
+
+
+def test_unknown_scheme_and_bits():
+    with pytest.raises(ConfigError, match="proposed"):
+        get_scheme("fancy")
+    assert {"nq", "proposed", "round", "vector-2", "lloyd"} <= set(SCHEMES)
+    with pytest.raises(ConfigError):
+        train_feedback(model(), "nq", 0, torch.rand(4, 2, 8, 8), torch.rand(4, 2, 8, 8), CFG)
+
+
+def test_nmse_and_rho_definitions(x):
+    assert nmse_db(x, x) < -200
+    assert nmse_db(x, torch.full_like(x, 0.5)) == pytest.approx(0.0, abs=1e-5)     # zero CSI: 0 dB
+    assert rho(x, x, n_sc=16) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_generated_csi_is_cached_and_in_unit_interval():
+    h = feedback_csi("indoor", 6, n_sc=64, n_ant=8, n_delay=8, show_progress=False)
+    assert h.shape == (6, 8, 8) and h.dtype == torch.complex64
+    torch.testing.assert_close(feedback_csi("indoor", 6, n_sc=64, n_ant=8, n_delay=8, show_progress=False), h)
+    with pytest.raises(ConfigError, match="environment"):
+        feedback_csi("lunar", 6)
+
+
+def test_make_splits_uses_the_training_scale():
+    sp = make_splits("outdoor", 8, 2, 2, n_sc=32, show_progress=False)
+    assert sp.train.shape[0] == 8 and float(sp.train.min()) >= 0 and float(sp.train.max()) <= 1
+    assert sp.scale > 0
+
+
+def test_pca_baseline_with_bit_allocation():
+    from chanlab.csi_feedback.baselines import PcaFeedback
+
+    g = torch.Generator().manual_seed(3)
+    coeffs = torch.randn(700, 16, generator=g) * torch.logspace(0, -2, 16)          # very unequal variances
+    basis = torch.linalg.qr(torch.randn(128, 16, generator=g))[0].T
+    x = (0.5 + 0.02 * coeffs @ basis).reshape(700, 2, 8, 8)
+    pca = PcaFeedback(16, 3, alloc_samples=600).fit(x[:600])
+    r = pca.evaluate(x[600:], n_sc=16)
+    assert r["payload_bits"] == 48 and r["stream_bits"] == 48
+    bits = pca.quantizer.bits
+    assert int(bits.sum()) == 48 and bits[0] > bits[-1]        # strong components get more bits
+    fine = PcaFeedback(16, 6, alloc_samples=600).fit(x[:600]).evaluate(x[600:], n_sc=16)
+    assert fine["nmse_db"] < r["nmse_db"]                      # more bits, less error
