@@ -73,12 +73,14 @@ class FeedbackSplits:
     scale: float
 
 
-def make_splits(environment: str, n_train: int, n_val: int, n_test: int, *, n_sc: int = 1024, seed: int = 0,
-                scale: float | None = None, show_progress: bool = True) -> FeedbackSplits:
+def make_splits(environment: str, n_train: int, n_val: int, n_test: int, *, n_sc: int = 1024, n_ant: int = 32,
+                n_delay: int = 32, seed: int = 0, scale: float | None = None,
+                show_progress: bool = True) -> FeedbackSplits:
     """Generated splits mapped to CsiNet's [0, 1] input with the training set's scale (or ``scale``)."""
     from chanlab.channels.angular_delay import to_unit_interval, unit_interval_scale
 
-    h = feedback_csi(environment, n_train + n_val + n_test, n_sc=n_sc, seed=seed, show_progress=show_progress)
+    h = feedback_csi(environment, n_train + n_val + n_test, n_sc=n_sc, n_ant=n_ant, n_delay=n_delay, seed=seed,
+                     show_progress=show_progress)
     tr, va, te = h[:n_train], h[n_train:n_train + n_val], h[n_train + n_val:]
     s = unit_interval_scale(tr) if scale is None else scale
     return FeedbackSplits(*(to_unit_interval(x, s).clamp(0, 1) for x in (tr, va, te)), scale=s)
