@@ -36,3 +36,15 @@ def test_dynamic_smoke(tmp_path):
 def test_bad_points_raise(tmp_path):
     with pytest.raises(ConfigError, match="MxB"):
         run_experiment("csi_feedback/table2", preset="smoke", overrides=["points=('16-2',)"], out=tmp_path / "bad")
+
+
+def test_encoder_ranges_smoke(tmp_path):
+    r = run_experiment("csi_feedback/encoder-ranges", preset="smoke", out=tmp_path / "rng").results
+    assert set(r["archs"]) == {"csinet", "csinet-pro"}
+    assert len(r["archs"]["csinet"]["ratio"]) == 16
+    assert (tmp_path / "rng" / "figures" / "fig2_encoder_ranges.png").is_file()
+
+
+def test_transnet_smoke(tmp_path):
+    r = run_experiment("csi_feedback/transnet", preset="smoke", out=tmp_path / "tn").results
+    assert set(r["points"][0]["methods"]) == {"round", "proposed"}

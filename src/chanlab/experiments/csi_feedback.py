@@ -343,3 +343,101 @@ register(Experiment(
                   _joint_beats_direct),),
     paper=PAPER,
 ))
+
+
+# ----- Fig. 2: dynamic ranges of encoder outputs -----------------------------------------------------
+
+@dataclass(frozen=True)
+class RangesConfig:
+    data: Data = field(default_factory=Data)
+    training: Training = field(default_factory=Training)
+    m: int = 512
+    archs: tuple[str, ...] = ("csinet", "csinet-v1", "csinet-v2", "csinet-pro")
+
+
+def run_ranges(cfg: RangesConfig, ctx) -> dict:
+    """Train NQ with each encoder and record σ_m / σ̄ of its M outputs on the test set."""
+    from dataclasses import replace
+
+    from chanlab.csi_feedback.training import encode_all
+
+    sp = _splits(cfg.data)
+    out: dict[str, Any] = {"m": cfg.m, "archs": {}}
+    for arch in progress(cfg.archs, desc="encoders", unit="encoder"):
+        t = replace(cfg.training, arch=arch)
+        model = _model(t, cfg.data, cfg.m, ctx.seed).to(ctx.device)
+        from chanlab.csi_feedback.training import train_feedback
+
+        train_feedback(model, "nq", 1, sp.train, sp.val, _feedback_training(t), seed=ctx.seed,
+                       checkpoint=ctx.checkpoint(f"ranges-{arch}"), desc=f"nq {arch}")
+        sigma = encode_all(model, sp.test).std(0).cpu()
+        ratio = sigma / sigma.mean()
+        q = torch.quantile(ratio, torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95]))
+        out["archs"][arch] = {"ratio": ratio.tolist(), "ratio_std": float(ratio.std()),
+                              "ratio_max_over_min": float(ratio.max() / ratio.min().clamp_min(1e-12)),
+                              "quantiles_5_25_50_75_95": q.tolist(),
+                              "encoder_parameters": sum(p.numel() for p in model.encoder.parameters())}
+        ctx.log.info("%s: std of sigma_m/mean %.3f", arch, out["archs"][arch]["ratio_std"])
+    _ranges_figure(out, ctx)
+    return out
+
+
+def _ranges_figure(out: dict, ctx) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    archs = list(out["archs"])
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    data = [out["archs"][a]["ratio"] for a in archs]
+    ax.boxplot(data, positions=range(1, len(archs) + 1), widths=0.5, showfliers=False)
+    rng = np.random.default_rng(0)
+    for i, d in enumerate(data, start=1):
+        ax.scatter(i + rng.uniform(-0.18, 0.18, len(d)), d, s=3, alpha=0.3)
+    ax.set_xticks(range(1, len(archs) + 1), archs)
+    ax.set(ylabel="σ_m / σ̄ of the encoder outputs", title=f"Dynamic ranges of encoder outputs, M = {out['m']} (Fig. 2)")
+    ax.grid(alpha=0.3)
+    ctx.save_figure(fig, "fig2_encoder_ranges")
+
+
+def _ranges_claim(out) -> tuple[bool, str]:
+    a = out["archs"]
+    if "csinet" not in a or "csinet-pro" not in a:
+        return False, "needs csinet and csinet-pro"
+    ok = a["csinet"]["ratio_std"] > a["csinet-pro"]["ratio_std"]
+    return ok, "; ".join(f"{k}: spread {v['ratio_std']:.3f}" for k, v in a.items())
+
+
+register(Experiment(
+    name="csi_feedback/encoder-ranges",
+    summary="Normalized standard deviations of the encoder outputs of four encoders (Fig. 2)",
+    config=RangesConfig, run=run_ranges,
+    presets={"smoke": dict(_SMOKE_DATA, m=16, archs=("csinet", "csinet-pro")),
+             "quick": dict(_QUICK_DATA, m=128),
+             "paper": {}},
+    claims=(Claim("Outputs of the small CsiNet encoder have more distinct dynamic ranges (a larger spread of "
+                  "σ_m/σ̄) than CsiNet-Pro's", _ranges_claim),),
+    paper=PAPER,
+))
+
+
+# ----- Table IV (upper): TransNet --------------------------------------------------------------------
+
+def run_transnet(cfg: TableConfig, ctx) -> dict:
+    from dataclasses import replace
+
+    return _run_table(replace(cfg, training=replace(cfg.training, arch="transnet")), ctx, ("round", "proposed"))
+
+
+register(Experiment(
+    name="csi_feedback/transnet",
+    summary="Round vs Proposed with the TransNet autoencoder (Table IV, upper part)",
+    config=TableConfig, run=run_transnet,
+    presets={"smoke": dict(_SMOKE_DATA, points=("16x2",)),
+             "quick": dict(_QUICK_DATA, points=("128x2", "128x3", "128x4")),
+             "paper": {"points": ("512x2", "512x3", "512x4")}},
+    claims=(Claim("With TransNet, Proposed beats Round at every B", _proposed_beats(("round",))),),
+    paper=PAPER,
+))
