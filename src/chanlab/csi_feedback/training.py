@@ -126,8 +126,13 @@ def _allocate(model: FeedbackAutoencoder, x_alloc: torch.Tensor, bits: int, cfg:
     q = model.quantizer
     z = encode_all(model, x_alloc).cpu()
     alloc = allocate_bits(z, q.n_outputs * bits, init=q.bits.cpu(), max_bits=int(math.log2(q.codewords.shape[1])))
-    if not torch.equal(alloc.bits.cpu(), q.bits.cpu()):
-        q.set_allocation(alloc.bits, alloc.codebooks)
+    old = q.bits.cpu()
+    if not torch.equal(alloc.bits.cpu(), old):
+        # outputs whose bit count changed get k-means codewords of the new size; the others keep
+        # the codewords learned end to end with the decoder
+        keep = alloc.bits.cpu() == old
+        codebooks = [q.codebook(i).detach().cpu() if keep[i] else alloc.codebooks[i] for i in range(len(old))]
+        q.set_allocation(alloc.bits, codebooks)
     return len(alloc.moves)
 
 
@@ -171,7 +176,11 @@ def train_feedback(model: FeedbackAutoencoder, scheme_name: str, bits: int, x_tr
             total += float(loss.detach()) * len(idx)
         history.train_loss.append(total / len(x_train))
         if scheme.allocate:
-            history.allocation_moves.append(_allocate(model, x_alloc, bits, cfg))
+            moves = _allocate(model, x_alloc, bits, cfg)
+            if moves:
+                # the k-means refit moved every codeword: Adam's moments for them are stale
+                opt.state.pop(model.quantizer.codewords, None)
+            history.allocation_moves.append(moves)
             history.bits_std.append(float(model.quantizer.bits.float().std()))
         history.val_nmse_db.append(nmse_db(x_val, reconstruct(model, x_val)))
         if run.keep_if_best(epoch, history.val_nmse_db[-1]):
