@@ -35,6 +35,7 @@ from torch import nn
 
 from chanlab.core.errors import ConfigError, DataError
 from chanlab.core.validation import as_tensor, check_finite, check_int_range, check_ndim, check_real
+from chanlab.quant.checks import check_indices, check_outputs
 
 # Default ceiling of B_m in allocate_bits: 2^16 codewords per output is far beyond any
 # feedback budget, and the padded codebook [M, 2^max B_m] must stay small.
@@ -483,21 +484,10 @@ class ScalarCodebooks(nn.Module):
     # ---- quantization (eq. 1)
 
     def _check_z(self, z: torch.Tensor) -> None:
-        check_ndim(z, 2, "z", "[batch, M]")
-        if z.shape[1] != self.n_outputs:
-            raise DataError(f"z: expected [batch, M = {self.n_outputs}], got {list(z.shape)}")
-        check_real(z, "z")
-        check_finite(z, "z")
+        check_outputs(z, self.n_outputs)
 
     def _check_indices(self, indices: torch.Tensor) -> None:
-        check_ndim(indices, 2, "indices", "[batch, M]")
-        if indices.shape[1] != self.n_outputs or indices.is_floating_point() or indices.is_complex():
-            raise DataError(f"indices: expected an integer tensor [batch, M = {self.n_outputs}], "
-                            f"got {indices.dtype} {list(indices.shape)}")
-        if indices.numel():
-            limit = (torch.ones_like(self.bits) << self.bits).to(indices.device)
-            if bool(((indices < 0) | (indices >= limit[None, :])).any()):
-                raise DataError("indices: every index must lie in [0, 2^{B_m}) of its output")
+        check_indices(indices, self.n_outputs, torch.ones_like(self.bits) << self.bits)
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """``[batch, M]`` int64 index of the nearest codeword (eq. 1; ties go to the smaller).

@@ -50,7 +50,8 @@ import torch
 from torch import nn
 
 from chanlab.core.errors import ConfigError, DataError
-from chanlab.core.validation import as_tensor, check_finite, check_int_range, check_ndim, check_real
+from chanlab.core.validation import check_int_range
+from chanlab.quant.checks import check_indices, check_outputs
 
 # B ≤ 16: 2^16 levels are far beyond any feedback budget, and the levels k / (2^B - 1)
 # stay distinct in float32.
@@ -127,23 +128,10 @@ class UniformQuantizer(nn.Module):
     # ---- checks
 
     def _check_z(self, z: torch.Tensor) -> torch.Tensor:
-        z = as_tensor(z, "z")
-        check_ndim(z, 2, "z", "[batch, M]")
-        if z.shape[1] != self.n_outputs:
-            raise DataError(f"z: expected [batch, M = {self.n_outputs}], got {list(z.shape)}")
-        check_real(z, "z")
-        check_finite(z, "z")
-        return z
+        return check_outputs(z, self.n_outputs)
 
     def _check_indices(self, indices) -> torch.Tensor:
-        indices = as_tensor(indices, "indices")
-        check_ndim(indices, 2, "indices", "[batch, M]")
-        if indices.shape[1] != self.n_outputs or indices.is_floating_point() or indices.is_complex():
-            raise DataError(f"indices: expected an integer tensor [batch, M = {self.n_outputs}], "
-                            f"got {indices.dtype} {list(indices.shape)}")
-        if indices.numel() and bool(((indices < 0) | (indices >= self.n_levels)).any()):
-            raise DataError(f"indices: every index must lie in [0, 2^B = {self.n_levels})")
-        return indices.to(torch.int64)
+        return check_indices(indices, self.n_outputs, self.n_levels)
 
     # ---- quantization
 

@@ -40,7 +40,8 @@ import torch
 from torch import nn
 
 from chanlab.core.errors import ConfigError, DataError
-from chanlab.core.validation import as_tensor, check_finite, check_int_range, check_ndim, check_real
+from chanlab.core.validation import check_int_range
+from chanlab.quant.checks import check_indices, check_outputs
 
 DEFAULT_MAX_CODEWORDS = 1 << 14
 # Entries of one [chunk, K] distance block (~4 MiB in float32: cache-friendly, measured fastest).
@@ -262,23 +263,10 @@ class SharedVectorQuantizer(nn.Module):
     # ---- checks
 
     def _check_z(self, z) -> torch.Tensor:
-        z = as_tensor(z, "z")
-        check_ndim(z, 2, "z", "[batch, M]")
-        if z.shape[1] != self.n_outputs:
-            raise DataError(f"z: expected [batch, M = {self.n_outputs}], got {list(z.shape)}")
-        check_real(z, "z")
-        check_finite(z, "z")
-        return z
+        return check_outputs(z, self.n_outputs)
 
     def _check_indices(self, indices) -> torch.Tensor:
-        indices = as_tensor(indices, "indices")
-        check_ndim(indices, 2, "indices", "[batch, M / L]")
-        if indices.shape[1] != self.n_symbols or indices.is_floating_point() or indices.is_complex():
-            raise DataError(f"indices: expected an integer tensor [batch, M / L = {self.n_symbols}], "
-                            f"got {indices.dtype} {list(indices.shape)}")
-        if indices.numel() and bool(((indices < 0) | (indices >= self.n_codewords)).any()):
-            raise DataError(f"indices: every index must lie in [0, 2^(L*B) = {self.n_codewords})")
-        return indices.to(device=self.codewords.device, dtype=torch.int64)
+        return check_indices(indices, self.n_symbols, self.n_codewords, "[batch, M / L]").to(self.codewords.device)
 
     def _check_pair(self, z, indices) -> tuple[torch.Tensor, torch.Tensor]:
         z = self._check_z(z)
