@@ -20,9 +20,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import scipy.optimize
 import torch
 from _timing import best_time
+
+from chanlab.classical.sparse_recovery import nomp_reference_loop
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -61,27 +62,12 @@ def caps_batch(batch: int, n: int, sparsity: int, rng) -> np.ndarray:
 
 
 def reference_nomp(a: np.ndarray, y: np.ndarray, sparsity: int, weighted: bool) -> np.ndarray:
-    """One sample at a time, ``scipy.optimize.nnls`` refits (the stopping rule of chanlab's)."""
+    """One sample at a time (:func:`~chanlab.classical.sparse_recovery.nomp_reference_loop`)."""
     rtol = np.finfo(y.dtype).eps ** 0.5
     out = np.zeros((len(y), a.shape[1]))
     for b, yb in enumerate(y):
-        w = 1.0 / np.maximum(yb, 1e-9 * yb.max()) if weighted else np.ones_like(yb)
-        aw, yw = w[:, None] * a, w * yb
-        norms = np.linalg.norm(aw, axis=0)
-        r, support = yw.copy(), []
-        for _ in range(sparsity):
-            if np.linalg.norm(r) <= rtol * np.linalg.norm(yw):
-                break
-            c = aw.T @ r / norms
-            c[support] = -np.inf
-            n = int(np.argmax(c))
-            if c[n] <= 0:
-                break
-            support.append(n)
-            coef = scipy.optimize.nnls(aw[:, support], yw)[0]
-            r = yw - aw[:, support] @ coef
-        if support:
-            out[b, support] = coef
+        w = 1.0 / np.maximum(yb, 1e-9 * yb.max()) if weighted else None
+        out[b] = nomp_reference_loop(a, yb, sparsity, w, rtol=rtol)[0]
     return out
 
 

@@ -5,7 +5,7 @@ import pytest
 import scipy.optimize
 import torch
 
-from chanlab.classical.sparse_recovery import nnls_small, nomp, omp, wnomp
+from chanlab.classical.sparse_recovery import nnls_small, nomp, nomp_reference_loop, omp, wnomp
 from chanlab.core.errors import DataError
 
 F64 = torch.float64
@@ -74,24 +74,7 @@ def _ref_omp(a, y, L):
 
 
 def _ref_nomp(a, y, L, w=None):
-    w = np.ones_like(y) if w is None else w
-    aw, yw = w[:, None] * a, w * y
-    norms = np.linalg.norm(aw, axis=0)
-    r, support, x = yw.copy(), [], np.zeros(a.shape[1])
-    for _ in range(L):
-        if np.linalg.norm(r) <= RTOL64 * np.linalg.norm(yw):
-            break
-        c = aw.T @ r / norms
-        c[support] = -np.inf
-        n = int(np.argmax(c))
-        if c[n] <= 0:
-            break
-        support.append(n)
-        coef = scipy.optimize.nnls(aw[:, support], yw)[0]
-        x = np.zeros(a.shape[1])
-        x[support] = coef
-        r = yw - aw @ x
-    return x, support
+    return nomp_reference_loop(a, y, L, w, rtol=RTOL64)
 
 
 def _ref_weights(y):

@@ -8,7 +8,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "robust_ascent": ("robust_gradient_ascent",),
     "robust_sinr": ("aggregate_error_radius", "worst_case_sinr", "worst_case_sinr_cvxpy", "worst_case_sum_rate",
                     "worst_case_terms"),
-    "sparse_recovery": ("nnls_small", "nomp", "omp", "wnomp"),
+    "sparse_recovery": ("nnls_small", "nomp", "nomp_reference_loop", "omp", "wnomp"),
     # `wmmse` itself is not re-exported: the name is its module's (chanlab.classical.wmmse.wmmse).
     "wmmse": ("average_serving_aps", "project_per_ap_power", "serving_aps", "sparse_wmmse", "wmmse_reference_loop"),
 })

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from chanlab.core.errors import ConfigError, DataError
-from chanlab.core.validation import as_tensor, check_finite, check_int_range, check_ndim, check_real
+from chanlab.core.validation import check_int_range, check_samples
 
 _METHODS = ("covariance", "svd", "lowrank")
 # Rows per float64 chunk in the covariance accumulation: 2^12 x 2048 x 8 B = 64 MiB.
@@ -147,13 +147,7 @@ class PcaCodec(nn.Module):
     # ---- codec
 
     def _check_x(self, x, name: str) -> torch.Tensor:
-        x = as_tensor(x, name)
-        check_ndim(x, 2, name, "[n, d]")
-        check_real(x, name)
-        check_finite(x, name)
-        if x.shape[0] < 1 or x.shape[1] < 1:
-            raise DataError(f"{name}: expected at least one sample and one feature, got shape {list(x.shape)}")
-        return x
+        return check_samples(x, name, "[n, d]")
 
     def encode(self, x) -> torch.Tensor:
         """``[n, M]`` principal-component coefficients ``(x - μ) Vᵀ`` of ``x`` ``[n, d]`` (dtype of ``x``)."""

@@ -335,10 +335,7 @@ def _omp(A: torch.Tensor, Y: torch.Tensor, sparsity: int, rtol: float) -> torch.
     for t in range(sparsity):
         active &= torch.linalg.vector_norm(r, dim=-1) > stop_norm
         torch.mm(r, A_unit, out=scores).abs_()
-        if t:
-            scores[rows[:, None], support[:, :t]] = -torch.inf
-        best, idx = scores.max(dim=-1)
-        active &= best > 0
+        idx = _select_atoms(scores, support, t, rows, active)
         if not bool(active.any()):
             break
         a = A.T[idx]  # [batch, M]
@@ -397,10 +394,7 @@ def _nomp(A: torch.Tensor, Y: torch.Tensor, sparsity: int, rtol: float,
             active &= torch.linalg.vector_norm(weights * r, dim=-1) > stop_norm
             # (w ⊙ a_n)ᵀ (w ⊙ r) / ||w ⊙ a_n|| = a_nᵀ (w² ⊙ r) / ||w ⊙ a_n||
             torch.mm(w2 * r, A, out=scores).mul_(inv_norms)
-        if t:
-            scores[rows[:, None], support[:, :t]] = -torch.inf
-        best, idx = scores.max(dim=-1)
-        active &= best > 0
+        idx = _select_atoms(scores, support, t, rows, active)
         if not bool(active.any()):
             break
         support[:, t] = torch.where(active, idx, support[:, t])
@@ -418,6 +412,16 @@ def _nomp(A: torch.Tensor, Y: torch.Tensor, sparsity: int, rtol: float,
         fit = torch.einsum("bmk,bk->bm", A_sub, coef[:, :t + 1])
         r = torch.where(active[:, None], Y - fit, r)
     return _scatter(support, coef, n)
+
+
+def _select_atoms(scores: torch.Tensor, support: torch.Tensor, t: int, rows: torch.Tensor,
+                  active: torch.Tensor) -> torch.Tensor:
+    """Best new atom per sample (``[batch]``); samples whose best score is ≤ 0 stop (``active`` in place)."""
+    if t:
+        scores[rows[:, None], support[:, :t]] = -torch.inf      # never pick an atom twice
+    best, idx = scores.max(dim=-1)
+    active &= best > 0
+    return idx
 
 
 def omp(A, Y, sparsity: int, *, rtol: float | None = None) -> torch.Tensor:
@@ -519,3 +523,42 @@ def wnomp(A, Y, sparsity: int, weights=None, *, rtol: float | None = None) -> to
         if bool((w < 0).any()):
             raise DataError(f"weights: expected nonnegative weights, got minimum {float(w.min())}")
     return _nomp(A, Y, int(sparsity), _default_rtol(Y.dtype, rtol), w)
+
+
+def nomp_reference_loop(A, y, sparsity: int, weights=None, rtol: float | None = None):
+    """NOMP / WNOMP for ONE sample, the straightforward way: NumPy correlations, SciPy NNLS refits.
+
+    The reference the tests and ``benchmarks/bench_sparse_recovery.py`` compare :func:`nomp`
+    and :func:`wnomp` with (same selection and stopping rules); not for production use.
+
+    Args:
+        A: ``[M, N]`` array; y: ``[M]`` array.
+        weights: ``[M]`` per-beam weights (WNOMP's ``1/y_m``), ``None`` for NOMP.
+        rtol: stop when the residual is at most ``rtol`` of the target (default √eps of float64).
+
+    Returns:
+        ``(x [N], support)``: the estimate and the selected atoms in selection order.
+    """
+    import numpy as np
+    import scipy.optimize
+
+    a, y = np.asarray(A, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
+    rtol = float(np.finfo(np.float64).eps) ** 0.5 if rtol is None else rtol
+    aw, yw = w[:, None] * a, w * y
+    norms = np.linalg.norm(aw, axis=0)
+    r, support, x = yw.copy(), [], np.zeros(a.shape[1])
+    for _ in range(sparsity):
+        if np.linalg.norm(r) <= rtol * np.linalg.norm(yw):
+            break
+        c = aw.T @ r / norms
+        c[support] = -np.inf
+        n = int(np.argmax(c))
+        if c[n] <= 0:
+            break
+        support.append(n)
+        coef = scipy.optimize.nnls(aw[:, support], yw)[0]
+        x = np.zeros(a.shape[1])
+        x[support] = coef
+        r = yw - aw @ x
+    return x, support

@@ -93,3 +93,14 @@ def as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         return torch.from_numpy(x)
     raise DataError(f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+def check_samples(x: ArrayLike, name: str, layout: str = "[n_samples, dim]") -> torch.Tensor:
+    """A nonempty 2-D real finite sample matrix (tensor or array), returned as a tensor."""
+    t = as_tensor(x, name)
+    check_ndim(t, 2, name, layout)
+    check_real(t, name)
+    check_finite(t, name)
+    if t.shape[0] < 1 or t.shape[1] < 1:
+        raise DataError(f"{name}: expected at least one sample and one column {layout}, got shape {list(t.shape)}")
+    return t

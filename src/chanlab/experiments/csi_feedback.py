@@ -23,6 +23,7 @@ import torch
 from chanlab.core.errors import ConfigError
 from chanlab.core.progress import progress
 from chanlab.core.registry import Claim, Experiment, register
+from chanlab.csi_feedback.training import FeedbackTraining
 
 PAPER = "csi-feedback-bit-allocation.txt"
 
@@ -40,20 +41,10 @@ class Data:
 
 
 @dataclass(frozen=True)
-class Training:
-    arch: str = "csinet"
-    epochs: int = 2000
-    batch_size: int = 200
-    lr: float = 1e-3
-    lr_final_ratio: float = 0.01
-    beta: float = 0.1
-    alloc_samples: int = 2000
-
-
-@dataclass(frozen=True)
 class TableConfig:
     data: Data = field(default_factory=Data)
-    training: Training = field(default_factory=Training)
+    training: FeedbackTraining = field(default_factory=FeedbackTraining)
+    arch: str = "csinet"
     points: tuple[str, ...] = ("512x2", "512x3", "512x4", "512x5", "256x4")   # "MxB"
     schemes: tuple[str, ...] = ()
 
@@ -82,24 +73,17 @@ def _splits(data: Data, n_sc: int | None = None, environment: str | None = None)
                        n_sc=n_sc or data.n_sc, n_ant=data.n_ant, n_delay=data.n_delay)
 
 
-def _feedback_training(t: Training):
-    from chanlab.csi_feedback.training import FeedbackTraining
-
-    return FeedbackTraining(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, lr_final_ratio=t.lr_final_ratio,
-                            beta=t.beta, alloc_samples=t.alloc_samples)
-
-
-def _model(t: Training, data: Data, m: int, seed: int):
+def _model(arch: str, data: Data, m: int, seed: int):
     from chanlab.csi_feedback.model import FeedbackAutoencoder
     from chanlab.nn.csinet import make_autoencoder
 
     torch.manual_seed(seed)
-    enc, dec = make_autoencoder(t.arch, m, n_ant=data.n_ant, n_delay=data.n_delay)
+    enc, dec = make_autoencoder(arch, m, n_ant=data.n_ant, n_delay=data.n_delay)
     return FeedbackAutoencoder(enc, dec)
 
 
-def _train_eval(scheme: str, m: int, b: int, train_x, val_x, tests: dict[str, torch.Tensor], cfg_t: Training,
-                data: Data, ctx, tag: str) -> dict[str, dict[str, Any]]:
+def _train_eval(scheme: str, m: int, b: int, train_x, val_x, tests: dict[str, torch.Tensor],
+                cfg_t: FeedbackTraining, arch: str, data: Data, ctx, tag: str) -> dict[str, dict[str, Any]]:
     """Train one scheme at (M, B); its metrics on every named test set (``{name: {...}}``)."""
     from chanlab.csi_feedback.training import evaluate_feedback, train_feedback
 
@@ -110,8 +94,8 @@ def _train_eval(scheme: str, m: int, b: int, train_x, val_x, tests: dict[str, to
         model = PcaFeedback(m, b, alloc_samples=20000).fit(train_x)
         out = {name: model.evaluate(x, data.n_sc) for name, x in tests.items()}
     else:
-        model = _model(cfg_t, data, m, ctx.seed).to(ctx.device)
-        train_feedback(model, scheme, b, train_x, val_x, _feedback_training(cfg_t), seed=ctx.seed,
+        model = _model(arch, data, m, ctx.seed).to(ctx.device)
+        train_feedback(model, scheme, b, train_x, val_x, cfg_t, seed=ctx.seed,
                        checkpoint=ctx.checkpoint(f"{tag}-{scheme}-{m}x{b}"), desc=f"{scheme} {m}x{b}")
         out = {name: evaluate_feedback(model, x, data.n_sc) for name, x in tests.items()}
     bits = getattr(getattr(model, "quantizer", None), "bits", None)
@@ -143,7 +127,8 @@ def _run_table(cfg: TableConfig, ctx, default_schemes: tuple[str, ...]) -> dict:
         if scheme == "nq" and m in nq_cache:
             rec = nq_cache[m]
         else:
-            rec = _train_eval(scheme, m, b, sp.train, sp.val, {"test": sp.test}, cfg.training, cfg.data, ctx, "t")["test"]
+            rec = _train_eval(scheme, m, b, sp.train, sp.val, {"test": sp.test}, cfg.training, cfg.arch, cfg.data,
+                              ctx, "t")["test"]
             if scheme == "nq":
                 nq_cache[m] = rec
         results["points"][-1]["methods"][scheme] = rec
@@ -248,7 +233,8 @@ register(Experiment(
 @dataclass(frozen=True)
 class DynamicConfig:
     data: Data = field(default_factory=Data)
-    training: Training = field(default_factory=lambda: Training(arch="csinet-pro"))
+    training: FeedbackTraining = field(default_factory=FeedbackTraining)
+    arch: str = "csinet-pro"
     m: int = 256
     b: int = 3
     scheme: str = "proposed"
@@ -269,7 +255,7 @@ def run_dynamic(cfg: DynamicConfig, ctx) -> dict:
     if cfg.data.path:
         raise ConfigError("data.path: Table III needs 512/2048-subcarrier and outdoor sets; the COST2100 files "
                           "hold one configuration each, so this experiment uses the generated data")
-    d, t, m, b = cfg.data, cfg.training, cfg.m, cfg.b
+    d, t, m, b = cfg.data, (cfg.training, cfg.arch), cfg.m, cfg.b
 
     def splits(environment, n_sc, scale=None):
         return make_splits(environment, d.n_train, d.n_val, d.n_test, n_sc=n_sc, n_ant=d.n_ant, n_delay=d.n_delay,
@@ -283,14 +269,14 @@ def run_dynamic(cfg: DynamicConfig, ctx) -> dict:
     changed = {n: splits(d.environment, n, scale=base.scale) for n in cfg.subcarriers}
     other_in_base_scale = splits(other_env, d.n_sc, scale=base.scale)
     direct = _train_eval(cfg.scheme, m, b, base.train, base.val, {f"{n}": changed[n].test for n in cfg.subcarriers}
-                         | {f"{d.n_sc}": base.test, other_env: other_in_base_scale.test}, t, d, ctx, "direct")
+                         | {f"{d.n_sc}": base.test, other_env: other_in_base_scale.test}, *t, d, ctx, "direct")
     joint_train = _mix([base.train] + [changed[n].train for n in cfg.subcarriers], d.n_train, ctx.seed)
     joint_val = _mix([base.val] + [changed[n].val for n in cfg.subcarriers], d.n_val, ctx.seed)
     joint = _train_eval(cfg.scheme, m, b, joint_train, joint_val, {f"{n}": changed[n].test for n in cfg.subcarriers},
-                        t, d, ctx, "joint-sc")
+                        *t, d, ctx, "joint-sc")
     for n in cfg.subcarriers:
         own = splits(d.environment, n)
-        upper = _train_eval(cfg.scheme, m, b, own.train, own.val, {"test": own.test}, t, d, ctx, f"upper-{n}")
+        upper = _train_eval(cfg.scheme, m, b, own.train, own.val, {"test": own.test}, *t, d, ctx, f"upper-{n}")
         res["subcarriers"][str(n)] = {"upper": upper["test"]["nmse_db"], "direct": direct[f"{n}"]["nmse_db"],
                                       "joint": joint[f"{n}"]["nmse_db"]}
 
@@ -298,10 +284,10 @@ def run_dynamic(cfg: DynamicConfig, ctx) -> dict:
     other = splits(other_env, d.n_sc)
     base_in_other_scale = splits(d.environment, d.n_sc, scale=other.scale)
     upper_other = _train_eval(cfg.scheme, m, b, other.train, other.val, {"test": other.test,
-                              d.environment: base_in_other_scale.test}, t, d, ctx, f"upper-{other_env}")
+                              d.environment: base_in_other_scale.test}, *t, d, ctx, f"upper-{other_env}")
     joint_env = _train_eval(cfg.scheme, m, b, _mix([base.train, other_in_base_scale.train], d.n_train, ctx.seed),
                             _mix([base.val, other_in_base_scale.val], d.n_val, ctx.seed),
-                            {d.environment: base.test, other_env: other_in_base_scale.test}, t, d, ctx, "joint-env")
+                            {d.environment: base.test, other_env: other_in_base_scale.test}, *t, d, ctx, "joint-env")
     res["environments"] = {
         d.environment: {"upper": direct[f"{d.n_sc}"]["nmse_db"], "direct": upper_other[d.environment]["nmse_db"],
                         "joint": joint_env[d.environment]["nmse_db"]},
@@ -350,25 +336,22 @@ register(Experiment(
 @dataclass(frozen=True)
 class RangesConfig:
     data: Data = field(default_factory=Data)
-    training: Training = field(default_factory=Training)
+    training: FeedbackTraining = field(default_factory=FeedbackTraining)
     m: int = 512
     archs: tuple[str, ...] = ("csinet", "csinet-v1", "csinet-v2", "csinet-pro")
 
 
 def run_ranges(cfg: RangesConfig, ctx) -> dict:
     """Train NQ with each encoder and record σ_m / σ̄ of its M outputs on the test set."""
-    from dataclasses import replace
-
     from chanlab.csi_feedback.training import encode_all
 
     sp = _splits(cfg.data)
     out: dict[str, Any] = {"m": cfg.m, "archs": {}}
     for arch in progress(cfg.archs, desc="encoders", unit="encoder"):
-        t = replace(cfg.training, arch=arch)
-        model = _model(t, cfg.data, cfg.m, ctx.seed).to(ctx.device)
+        model = _model(arch, cfg.data, cfg.m, ctx.seed).to(ctx.device)
         from chanlab.csi_feedback.training import train_feedback
 
-        train_feedback(model, "nq", 1, sp.train, sp.val, _feedback_training(t), seed=ctx.seed,
+        train_feedback(model, "nq", 1, sp.train, sp.val, cfg.training, seed=ctx.seed,
                        checkpoint=ctx.checkpoint(f"ranges-{arch}"), desc=f"nq {arch}")
         sigma = encode_all(model, sp.test).std(0).cpu()
         ratio = sigma / sigma.mean()
@@ -428,7 +411,7 @@ register(Experiment(
 def run_transnet(cfg: TableConfig, ctx) -> dict:
     from dataclasses import replace
 
-    return _run_table(replace(cfg, training=replace(cfg.training, arch="transnet")), ctx, ("round", "proposed"))
+    return _run_table(replace(cfg, arch="transnet"), ctx, ("round", "proposed"))
 
 
 register(Experiment(

@@ -242,6 +242,12 @@ def _check_transformer_sizes(d_model: int, n_heads: int, n_layers: int, d_ff: in
         raise ConfigError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
 
 
+def _transnet_sizes(m, n_ant, n_delay, d_model, n_heads, n_layers, d_ff, dropout) -> tuple[int, int, int]:
+    """Validated ``(m, n_ant, n_delay)`` of a TransNet half (its transformer sizes checked too)."""
+    _check_transformer_sizes(d_model, n_heads, n_layers, d_ff, dropout)
+    return _positive_int(m, "m"), _positive_int(n_ant, "n_ant"), _positive_int(n_delay, "n_delay")
+
+
 class TransNetEncoder(nn.Module):
     """``[batch, 2, n_ant, n_delay]`` → ``[batch, m]`` with ``n_ant`` tokens of ``2·n_delay`` features.
 
@@ -253,10 +259,7 @@ class TransNetEncoder(nn.Module):
     def __init__(self, m: int, n_ant: int = 32, n_delay: int = 32, d_model: int = 64, n_heads: int = 2,
                  n_layers: int = 2, d_ff: int = 256, dropout: float = 0.0):
         super().__init__()
-        self.m = _positive_int(m, "m")
-        self.n_ant = _positive_int(n_ant, "n_ant")
-        self.n_delay = _positive_int(n_delay, "n_delay")
-        _check_transformer_sizes(d_model, n_heads, n_layers, d_ff, dropout)
+        self.m, self.n_ant, self.n_delay = _transnet_sizes(m, n_ant, n_delay, d_model, n_heads, n_layers, d_ff, dropout)
         self.embed = nn.Linear(2 * self.n_delay, d_model)
         self.pos = nn.Parameter(torch.zeros(self.n_ant, d_model))
         nn.init.normal_(self.pos, std=0.02)
@@ -281,10 +284,7 @@ class TransNetDecoder(nn.Module):
     def __init__(self, m: int, n_ant: int = 32, n_delay: int = 32, d_model: int = 64, n_heads: int = 2,
                  n_layers: int = 2, d_ff: int = 256, dropout: float = 0.0):
         super().__init__()
-        self.m = _positive_int(m, "m")
-        self.n_ant = _positive_int(n_ant, "n_ant")
-        self.n_delay = _positive_int(n_delay, "n_delay")
-        _check_transformer_sizes(d_model, n_heads, n_layers, d_ff, dropout)
+        self.m, self.n_ant, self.n_delay = _transnet_sizes(m, n_ant, n_delay, d_model, n_heads, n_layers, d_ff, dropout)
         self.d_model = d_model
         self.dense = nn.Linear(self.m, self.n_ant * d_model)
         self.pos = nn.Parameter(torch.zeros(self.n_ant, d_model))

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from chanlab.core.errors import ConfigError, DataError
-from chanlab.core.validation import as_tensor, check_finite, check_int_range, check_ndim, check_real
+from chanlab.core.validation import as_tensor, check_finite, check_int_range, check_samples
 from chanlab.quant.checks import check_indices, check_outputs
 
 # Default ceiling of B_m in allocate_bits: 2^16 codewords per output is far beyond any
@@ -75,12 +75,7 @@ def _kmeans_1d(x: np.ndarray, n_unique: int, bits: int) -> tuple[float, np.ndarr
 
 def _as_samples(z, name: str = "z") -> np.ndarray:
     """``z`` ``[n, M]`` (tensor or array) as a C-contiguous float64 array, validated."""
-    z = as_tensor(z, name)
-    check_ndim(z, 2, name, "[n_samples, M]")
-    check_real(z, name)
-    check_finite(z, name)
-    if z.shape[0] < 1 or z.shape[1] < 1:
-        raise DataError(f"{name}: expected at least one sample and one output, got shape {list(z.shape)}")
+    z = check_samples(z, name, "[n_samples, M]")
     # Columns are what k-means reads: store them contiguously once.
     return np.ascontiguousarray(z.detach().cpu().double().numpy().T)
 
