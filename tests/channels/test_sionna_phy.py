@@ -323,3 +323,18 @@ def test_inh_drop_geometry():
     assert float(torch.atan2(ut[..., 1], ut[..., 0]).abs().max()) <= torch.pi / 3 + 1e-6
     assert torch.allclose(bs[..., 2], torch.tensor(INH_BS_HEIGHT)) and indoor.all()
     torch.testing.assert_close(vel.norm(dim=-1), torch.full((500, 2), 1.5))
+
+
+def test_multiuser_dual_polarized_upa_layout():
+    h = generate_multiuser(40, n_users=2, source="umi", n_ant=16, array="upa", n_rows=2, polarization="dual",
+                           seed=1)
+    assert h.shape == (40, 2, 16)
+    # both polarization blocks (antennas 0-7 and 8-15) carry about half of the power on average
+    share = h[..., :8].abs().square().sum() / h.abs().square().sum()
+    assert 0.35 < float(share) < 0.65
+    # the two ports of one element are distinct channels (cross-polarized), not copies
+    assert not torch.allclose(h[..., :8], h[..., 8:])
+    with pytest.raises(ConfigError, match="even"):
+        generate_multiuser(2, n_users=2, source="umi", n_ant=7, polarization="dual")
+    with pytest.raises(ConfigError, match="polarization"):
+        generate_multiuser(2, n_users=2, source="umi", n_ant=8, polarization="circular")

@@ -97,6 +97,7 @@ __all__ = ["generate_cdl", "generate_scenario", "generate_multiuser",
 CDL_MODELS = ("A", "B", "C", "D", "E")
 SCENARIOS = ("umi", "uma", "rma", "inh")
 ARRAYS = ("ula", "upa")
+POLARIZATIONS = ("single", "dual")
 _SOURCES = ("cdl",) + SCENARIOS
 _O2I_MODELS = ("low", "high")
 _MAX_SEED = 2**64 - 1
@@ -201,12 +202,14 @@ def _seeded(seed: int) -> Iterator[None]:
             torch.cuda.set_rng_state_all(cuda_states)
 
 
-def _arrays(n_rows: int, n_cols: int, spacing: float, carrier_frequency: float, sdev: str):
-    """BS array (single-pol V, omni) and single-antenna UT array."""
+def _arrays(n_rows: int, n_cols: int, spacing: float, carrier_frequency: float, sdev: str,
+            polarization: str = "single"):
+    """BS array (omni elements; single-pol V, or dual-pol ±45° cross) and single-antenna UT array."""
     from sionna.phy.channel.tr38901 import AntennaArray
 
-    bs = AntennaArray(num_rows=n_rows, num_cols=n_cols, polarization="single",
-                      polarization_type="V", antenna_pattern="omni",
+    pol_type = "V" if polarization == "single" else "cross"
+    bs = AntennaArray(num_rows=n_rows, num_cols=n_cols, polarization=polarization,
+                      polarization_type=pol_type, antenna_pattern="omni",
                       carrier_frequency=carrier_frequency, vertical_spacing=spacing,
                       horizontal_spacing=spacing, precision="single", device=sdev)
     ut = AntennaArray(num_rows=1, num_cols=1, polarization="single", polarization_type="V",
@@ -215,12 +218,17 @@ def _arrays(n_rows: int, n_cols: int, spacing: float, carrier_frequency: float, 
     return bs, ut
 
 
-def _row_major_perm(n_rows: int, n_cols: int, dev: torch.device) -> torch.Tensor | None:
-    """Index map from Sionna's column-major UPA ordering to row-major (None for a ULA)."""
-    if n_rows == 1:
+def _row_major_perm(n_rows: int, n_cols: int, dev: torch.device, n_pol: int = 1) -> torch.Tensor | None:
+    """Index map from Sionna's column-major UPA ordering to row-major (None for a single-pol ULA).
+
+    With ``n_pol = 2`` Sionna lists all elements of the first polarization, then all of the
+    second; that polarization-major order is kept and each block is made row-major.
+    """
+    if n_rows == 1 and n_pol == 1:
         return None
     # out[r * n_cols + c] = sionna[r + c * n_rows]
-    return torch.arange(n_rows * n_cols, device=dev).reshape(n_cols, n_rows).T.reshape(-1)
+    block = torch.arange(n_rows * n_cols, device=dev).reshape(n_cols, n_rows).T.reshape(-1)
+    return torch.cat([block + p * n_rows * n_cols for p in range(n_pol)])
 
 
 def _ofdm_response(a: torch.Tensor, tau: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
@@ -478,8 +486,8 @@ def generate_multiuser(num: int, *, n_users: int, source: str = "cdl", model: st
                        n_rows: int | None = None, spacing: float = 0.5,
                        carrier_frequency: float = 3.5e9, delay_spread: float = 300e-9,
                        speed: float = 0.0, yaw_spread: float = 0.0, o2i_model: str = "low",
-                       normalize: bool = True, batch_size: int = 256, seed: int = 0, device="cpu",
-                       show_progress: bool = True) -> torch.Tensor:
+                       polarization: str = "single", normalize: bool = True, batch_size: int = 256,
+                       seed: int = 0, device="cpu", show_progress: bool = True) -> torch.Tensor:
     """Narrowband downlink multi-user drops ``[num, n_users, n_ant]`` complex64.
 
     The flat response at the carrier (baseband ``f = 0``, the sum of the path
@@ -498,6 +506,11 @@ def generate_multiuser(num: int, *, n_users: int, source: str = "cdl", model: st
     * ``source="scenario"``: the scenario named by ``scenario`` (``"umi"``/``"uma"``);
       ``scenario`` is read only in this case.
 
+    ``polarization="dual"``: every element of the ``n_rows`` x ``n_cols`` array carries two
+    cross-polarized (±45°) ports, so ``n_ant = 2 n_rows n_cols`` (a ULA then has
+    ``n_ant / 2`` elements). Antenna ``p * n_ant / 2 + r * n_cols + c`` is polarization ``p``
+    of the element in row ``r``, column ``c``.
+
     ``batch_size`` counts drops. Each drop is a snapshot at ``t = 0``, so ``speed`` does
     not change it (it is accepted for symmetry with the wideband generators).
     """
@@ -506,7 +519,13 @@ def generate_multiuser(num: int, *, n_users: int, source: str = "cdl", model: st
     src = _check_choice(source, "source", _SOURCES + ("scenario",))
     if src == "scenario":
         src = _check_choice(scenario, "scenario", SCENARIOS)
-    array, rows, cols, spacing = _check_array(array, n_ant, n_rows, spacing)
+    polarization = _check_choice(polarization, "polarization", POLARIZATIONS)
+    n_pol = 2 if polarization == "dual" else 1
+    check_int_range(n_ant, "n_ant", low=1, error=ConfigError)
+    if n_ant % n_pol:
+        raise ConfigError(f"n_ant: a dual-polarized array has two ports per element; expected an even "
+                          f"n_ant, got {n_ant}")
+    array, rows, cols, spacing = _check_array(array, n_ant // n_pol, n_rows, spacing)
     _check_bool(normalize, "normalize")
     if src == "cdl":
         model = _check_cdl_model(model)
@@ -517,9 +536,9 @@ def generate_multiuser(num: int, *, n_users: int, source: str = "cdl", model: st
     dev, sdev = _sionna_device(device)
 
     out = torch.empty((num, n_users, n_ant), dtype=torch.complex64, device=dev)
-    perm = _row_major_perm(rows, cols, dev)
+    perm = _row_major_perm(rows, cols, dev, n_pol)
     with _seeded(seed):
-        bs, ut = _arrays(rows, cols, spacing, carrier_frequency, sdev)
+        bs, ut = _arrays(rows, cols, spacing, carrier_frequency, sdev, polarization)
         if src == "cdl":
             channel = _cdl_sampler(model, delay_spread, carrier_frequency, speed, yaw_spread, seed,
                                    bs, ut, sdev)

@@ -151,7 +151,7 @@ def _scenario_builder(scenario: str):
 def _build_multiuser(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
     from chanlab.channels.sionna_phy import generate_multiuser
 
-    kwargs = _pick(p, _CDL_NAMES, _ARRAY_NAMES)
+    kwargs = _pick(p, _CDL_NAMES, _ARRAY_NAMES, ("polarization",))
     h_of = lambda n, s: generate_multiuser(n, n_users=p["n_users"], source=p["channel"],  # noqa: E731
                                            seed=s, device=device, show_progress=False, **kwargs)
     return {"H_mu": _in_chunks(p["num"], seed, f"multi-user {p['channel']}", h_of)}
@@ -200,7 +200,10 @@ SOURCES: dict[str, DataSource] = {
                    _describe_ofdm),
         DataSource("multiuser", "narrowband multi-user drops H_mu [num, n_users, n_ant]",
                    _COMMON + (SourceParam("n_users", int, 4, "users per drop"),
-                              SourceParam("channel", str, "cdl", "channel model family", ("cdl", "umi", "uma")))
+                              SourceParam("channel", str, "cdl", "channel model family", ("cdl", "umi", "uma")),
+                              SourceParam("polarization", str, "single",
+                                          "BS ports per element: single (V) or dual (±45° cross; n_ant = 2 x elements)",
+                                          ("single", "dual")))
                    + _CDL_EXTRA + _ARRAY, _build_multiuser),
         DataSource("cellfree", "cell-free drops with bounded CSI error (ĥ, h, ε) [num, n_users, n_aps, n_ant]",
                    _COMMON + (SourceParam("n_aps", int, 16, "access points Q"),
