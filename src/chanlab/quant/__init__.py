@@ -12,4 +12,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "bit_packing": ("pack_indices", "stream_bits", "unpack_indices"),
     "uniform": ("UniformQuantizer",),
     "vector": ("SharedVectorQuantizer",),
+    "residual_vq": ("ResidualVQ", "differentiable_kmeans"),
 })
