@@ -35,3 +35,24 @@ def test_rzf_tends_to_mrt_for_large_regularization():
 def test_zf_needs_enough_antennas():
     with pytest.raises(DataError, match="n_users <= n_tx"):
         zf(_h(users=4, tx=2))
+
+
+def test_zf_equal_power_split_gives_each_user_p_over_k_and_no_interference():
+    gen = torch.Generator().manual_seed(3)
+    h = torch.complex(torch.randn(5, 3, 8, generator=gen), torch.randn(5, 3, 8, generator=gen))
+    v = zf(h, 2.0, power_split="equal")
+    col = v.abs().square().sum(dim=1)
+    torch.testing.assert_close(col, torch.full_like(col, 2.0 / 3))
+    g = h.conj() @ v
+    off = g - torch.diag_embed(torch.diagonal(g, dim1=-2, dim2=-1))
+    assert off.abs().max() < 1e-4 * g.abs().max()
+    # same directions as the total-power ZF
+    v_total = zf(h, 2.0)
+    cos = (v.conj() * v_total).sum(1).abs() / (v.norm(dim=1) * v_total.norm(dim=1))
+    torch.testing.assert_close(cos, torch.ones_like(cos))
+
+
+def test_rzf_rejects_unknown_power_split():
+    h = torch.ones(1, 2, 4, dtype=torch.complex64)
+    with pytest.raises(DataError, match="power_split"):
+        rzf(h, 1.0, power_split="per-antenna")

@@ -40,11 +40,26 @@ def mrt(h: torch.Tensor, power: float | torch.Tensor = 1.0) -> torch.Tensor:
     return scale_to_power(h.transpose(-2, -1), power)
 
 
-def rzf(h: torch.Tensor, power: float | torch.Tensor = 1.0, regularization: float | torch.Tensor = 0.0) -> torch.Tensor:
+def equal_power_columns(v: torch.Tensor, power: float | torch.Tensor) -> torch.Tensor:
+    """Scale every column of ``v`` ``[batch, n_tx, n_users]`` to ``‖v_k‖² = power / n_users``
+    (equal power per user; the ZF baseline of the FDD precoding paper, Sec. VI-B)."""
+    norm2 = v.abs().square().sum(dim=-2, keepdim=True)
+    power = torch.as_tensor(power, dtype=norm2.dtype, device=v.device).reshape(-1, 1, 1) / v.shape[-1]
+    return v * torch.sqrt(power / norm2.clamp_min(torch.finfo(norm2.dtype).tiny))
+
+
+def rzf(h: torch.Tensor, power: float | torch.Tensor = 1.0, regularization: float | torch.Tensor = 0.0,
+        *, power_split: str = "total") -> torch.Tensor:
     """Regularized zero forcing ``V ∝ H^H (H H^H + α I)^{-1}``; ``α = 0`` is plain ZF.
+
+    ``power_split="total"`` scales the whole matrix to ``‖V‖_F² = power`` (the columns keep
+    the relative norms of the pseudo-inverse); ``"equal"`` normalizes each column and gives
+    every user ``power / n_users``: ``v_k = sqrt(P/K) m_k / ‖m_k‖``.
 
     ZF needs ``n_users <= n_tx`` and full-rank channels. Returns ``[batch, n_tx, n_users]``.
     """
+    if power_split not in ("total", "equal"):
+        raise DataError(f"power_split: expected 'total' or 'equal', got {power_split!r}")
     _check(h)
     n_users, n_tx = h.shape[-2], h.shape[-1]
     if n_users > n_tx and not torch.as_tensor(regularization).gt(0).all():
@@ -54,9 +69,11 @@ def rzf(h: torch.Tensor, power: float | torch.Tensor = 1.0, regularization: floa
     alpha = torch.as_tensor(regularization, dtype=gram.real.dtype, device=h.device).reshape(-1, 1, 1)
     eye = torch.eye(n_users, dtype=gram.dtype, device=h.device)
     v = big_h.mH @ torch.linalg.solve(gram + alpha * eye, eye.expand_as(gram))
-    return scale_to_power(v, power)
+    return scale_to_power(v, power) if power_split == "total" else equal_power_columns(v, power)
 
 
-def zf(h: torch.Tensor, power: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """Zero forcing ``V ∝ H^H (H H^H)^{-1}``: no inter-user interference. ``[batch, n_tx, n_users]``."""
-    return rzf(h, power, 0.0)
+def zf(h: torch.Tensor, power: float | torch.Tensor = 1.0, *, power_split: str = "total") -> torch.Tensor:
+    """Zero forcing ``V ∝ H^H (H H^H)^{-1}``: no inter-user interference. ``[batch, n_tx, n_users]``.
+
+    ``power_split`` as in :func:`rzf`."""
+    return rzf(h, power, 0.0, power_split=power_split)
