@@ -7,6 +7,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "csinet": ("AUTOENCODER_NAMES", "CsiAutoencoder", "CsiNet", "CsiNetDecoder", "CsiNetEncoder",
                "CsiNetPro", "CsiNetProDecoder", "CsiNetVar1", "CsiNetVar2", "RefineNetBlock", "TransNet",
                "TransNetDecoder", "TransNetEncoder", "make_autoencoder"),
+    "egat": ("EgatLayer", "EgatPrecoder", "egat_reference_loop"),
     "mlp": ("SkipMLP",),
     "residual_cnn": ("ConvUnit", "ResidualCNN", "conv_output_size", "size_preserving_padding"),
 })
