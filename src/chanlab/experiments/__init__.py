@@ -6,3 +6,4 @@ from chanlab.experiments import adaptive_compression_finetune  # noqa: F401
 from chanlab.experiments import cellfree  # noqa: F401
 from chanlab.experiments import csi_feedback  # noqa: F401
 from chanlab.experiments import gridization  # noqa: F401
+from chanlab.experiments import precoding  # noqa: F401

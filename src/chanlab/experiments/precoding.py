@@ -1,0 +1,392 @@
+"""Scalable FDD transceiver experiments (fdd-scalable-precoding-rvq-egat.txt): Figs. 5 and 8.
+
+Where each number comes from:
+
+* ``results["sum_rate"][SCHEME]`` — mean sum rate (bit/s/Hz) on the test drops at each SNR of
+  ``results["snr_db"]``. ``proposed`` is computed through the real feedback path
+  (:func:`_proposed_rates`: received pilots -> ``FddTransceiver.feedback`` byte strings ->
+  ``FddTransceiver.precode``); ``sohrabi`` by :class:`~chanlab.precoding.sohrabi.SohrabiTransceiver`;
+  ``lmmse_zf``, ``lloyd_zf``, ``zf_csit``, ``wmmse_csit`` by :mod:`chanlab.precoding.baselines`.
+  Every scheme sees the same test drops and the same pilot-noise draws (seeded generator).
+* ``results["feedback"]`` — bits per user: ``payload_bits`` (``Σ B_n``) and ``stream_bits``,
+  the length of the byte strings the users actually send (whole bytes).
+* ``results["stages"]`` (``precoding/stages``) — per ``(B, N)``: sum rate at the evaluation
+  SNR, number of codewords ``N 2^{B/N}`` and ``log2`` of it (the paper's complexity axis).
+
+Quick preset (a 2-core CPU in minutes): ``M = 16`` antennas (a 2 x 4 dual-polarized UPA)
+with ``L = 8`` pilots (``L / M = 1/2``: ZF on LMMSE estimates needs ``L >= K``, since every
+estimate lies in the ``L``-dimensional span of ``R X``), ``D = 2M``, a narrower extractor and
+EGAT (state 32), 10,000 / 1,000 / 2,000 drops, 15 epochs per stage of batches of 100. The paper preset uses the paper's
+sizes (``M = 128``, ``L = 32``, 100,000 / 18,000 / 10,000 drops, 100 epochs per stage; a GPU job).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from chanlab.core.errors import ConfigError
+from chanlab.core.registry import Claim, Experiment, register
+from chanlab.precoding.training import TransceiverTraining
+
+PAPER = "fdd-scalable-precoding-rvq-egat.txt"
+HIGH_SNR_DB = 15.0
+
+
+@dataclass(frozen=True)
+class Data:
+    n_ant: int = 128
+    n_rows: int = 8               # UPA rows; n_ant = 2 x n_rows x n_cols (dual-polarized)
+    scenario: str = "umi"
+    n_train: int = 100000
+    n_val: int = 18000
+    n_test: int = 10000
+    path: str = ""                # DATA_H_mu_{train,val,test}.mat folder or one H_mu .mat file
+
+
+@dataclass(frozen=True)
+class Net:
+    feature_dim: int = 256        # D; a multiple of n_ant
+    extractor_hidden: tuple[int, ...] = (1024, 512, 256)
+    state_dim: int = 128
+    init_hidden: int = 512
+    norm_hidden: int = 512
+    n_layers: int = 3
+    alpha: float = 0.1
+    beta: float = 0.1
+
+
+@dataclass(frozen=True)
+class Sohrabi:
+    hidden: tuple[int, ...] = (1024, 512, 256)
+    bs_hidden: tuple[int, ...] = (1024, 512, 512)
+    epochs: int = 300             # the proposed model's N x epochs updates
+
+
+@dataclass(frozen=True)
+class SnrConfig:
+    data: Data = field(default_factory=Data)
+    net: Net = field(default_factory=Net)
+    training: TransceiverTraining = field(default_factory=TransceiverTraining)
+    sohrabi: Sohrabi = field(default_factory=Sohrabi)
+    n_users: int = 6
+    n_pilots: int = 32
+    bits: int = 30
+    n_tiers: int = 3
+    snrs: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
+    lloyd_iter: int = 20
+    wmmse_iter: int = 100
+
+
+def _tier_bits(bits: int, n_tiers: int) -> list[int]:
+    if n_tiers < 1 or bits < n_tiers or bits % n_tiers:
+        raise ConfigError(f"bits, n_tiers: the paper splits B equally over N tiers; B = {bits} is not a "
+                          f"multiple of N = {n_tiers}")
+    return [bits // n_tiers] * n_tiers
+
+
+def _splits(cfg: SnrConfig):
+    from chanlab.precoding.data import make_splits
+
+    d = cfg.data
+    return make_splits(d.n_train, d.n_val, d.n_test, n_ant=d.n_ant, n_rows=d.n_rows, scenario=d.scenario,
+                       path=d.path or None).users(cfg.n_users)
+
+
+def _transceiver(cfg: SnrConfig, tier_bits: list[int], seed: int, n_ant: int):
+    from chanlab.precoding.model import FddTransceiver
+
+    torch.manual_seed(seed)
+    n = cfg.net
+    return FddTransceiver(n_ant, cfg.n_pilots, n.feature_dim, tier_bits, extractor_hidden=n.extractor_hidden,
+                          state_dim=n.state_dim, init_hidden=n.init_hidden, norm_hidden=n.norm_hidden,
+                          n_layers=n.n_layers, alpha=n.alpha, beta=n.beta, seed=seed)
+
+
+def _proposed_rates(model, h, snrs, power: float, seed: int) -> tuple[list[float], dict[str, int]]:
+    """Sum rate through the real feedback path at each SNR, and the feedback size per user."""
+    from chanlab.metrics.rates import sum_rate
+    from chanlab.precoding.training import noise_power
+
+    model.eval()
+    rates, sizes = [], set()
+    for i, snr in enumerate(snrs):
+        sigma2 = noise_power(snr, power)
+        gen = torch.Generator(device=h.device).manual_seed(seed + i)
+        total = 0.0
+        with torch.no_grad():
+            for lo in range(0, h.shape[0], 2000):
+                hc = h[lo:lo + 2000]
+                streams = model.feedback(model.pilots(hc, sigma2, power, generator=gen))
+                sizes.update(len(s) for row in streams for s in row)
+                w = model.precode(streams, power)
+                total += float(sum_rate(hc, w, sigma2, check=False).sum())
+        rates.append(total / h.shape[0])
+    if len(sizes) != 1:
+        raise RuntimeError(f"feedback streams of different lengths: {sorted(sizes)}")
+    return rates, {"payload_bits": sum(model.quantizer.tier_bits), "stream_bits": 8 * sizes.pop()}
+
+
+def _rates(precode, h, snrs, power: float, seed: int) -> list[float]:
+    from chanlab.precoding.training import evaluate_sum_rate
+
+    return [evaluate_sum_rate(precode, h, snr, power, seed=seed + i) for i, snr in enumerate(snrs)]
+
+
+def _baselines(cfg: SnrConfig, sp, tier_bits: list[int], ctx, out: dict[str, Any]) -> None:
+    from chanlab.precoding.baselines import LloydRvqZf, LmmseZf, wmmse_csit, zf_csit
+
+    power, seed, snrs = cfg.training.power, ctx.seed, cfg.snrs
+    out["sum_rate"]["zf_csit"] = _rates(lambda h, s2, g: zf_csit(h, power), sp.test, snrs, power, seed)
+    out["sum_rate"]["wmmse_csit"] = _rates(lambda h, s2, g: wmmse_csit(h, s2, power, cfg.wmmse_iter),
+                                           sp.test, snrs, power, seed)
+    lmmse = LmmseZf.fit(sp.train, cfg.n_pilots)
+    out["sum_rate"]["lmmse_zf"] = _rates(lambda h, s2, g: lmmse(h, s2, power, g), sp.test, snrs, power, seed)
+    t0 = time.perf_counter()
+    lloyd = LloydRvqZf(sp.train.shape[-1], tier_bits, seed=seed).fit(sp.train.cpu(), n_iter=cfg.lloyd_iter,
+                                                                       seed=seed)
+    out["lloyd"] = {"tier_mse": lloyd.tier_mse, "stream_bits": lloyd.feedback_bits(),
+                    "seconds": time.perf_counter() - t0}
+    out["sum_rate"]["lloyd_zf"] = _rates(lambda h, s2, g: lloyd(h, s2, power), sp.test, snrs, power, seed)
+
+
+def _train_sohrabi(cfg: SnrConfig, sp, ctx, out: dict[str, Any]) -> None:
+    from chanlab.precoding.sohrabi import SohrabiTransceiver
+    from chanlab.precoding.training import train_sum_rate_model
+
+    torch.manual_seed(ctx.seed)
+    model = SohrabiTransceiver(sp.train.shape[-1], cfg.n_users, cfg.n_pilots, cfg.bits,
+                               hidden=cfg.sohrabi.hidden, bs_hidden=cfg.sohrabi.bs_hidden,
+                               seed=ctx.seed).to(ctx.device)
+    tcfg = _replace(cfg.training, epochs=cfg.sohrabi.epochs)
+    t0 = time.perf_counter()
+    hist = train_sum_rate_model(model, sp.train, sp.val, tcfg, seed=ctx.seed,
+                                checkpointer=ctx.checkpoint("sohrabi"), desc="Sohrabi DNN")
+    out["training"]["sohrabi"] = {"val_sum_rate": hist.val_sum_rate, "best_epoch": hist.best_epoch,
+                                  "seconds": time.perf_counter() - t0}
+    power = cfg.training.power
+    out["sum_rate"]["sohrabi"] = _rates(lambda h, s2, g: model(h, s2, power, generator=g), sp.test, cfg.snrs,
+                                        power, ctx.seed)
+
+
+def _replace(cfg: TransceiverTraining, **changes) -> TransceiverTraining:
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
+
+
+def run_snr(cfg: SnrConfig, ctx) -> dict[str, Any]:
+    from chanlab.precoding.training import history_dict, train_transceiver
+
+    tier_bits = _tier_bits(cfg.bits, cfg.n_tiers)
+    sp = _splits(cfg)
+    sp = type(sp)(sp.train.to(ctx.device), sp.val.to(ctx.device), sp.test.to(ctx.device))
+    n_ant = sp.train.shape[-1]
+    out: dict[str, Any] = {"snr_db": list(cfg.snrs), "n_users": cfg.n_users, "n_ant": n_ant,
+                           "n_pilots": cfg.n_pilots, "tier_bits": tier_bits, "train_snr_db": cfg.training.snr_db,
+                           "n_train": sp.train.shape[0], "n_test": sp.test.shape[0],
+                           "sum_rate": {}, "training": {}}
+    model = _transceiver(cfg, tier_bits, ctx.seed, n_ant).to(ctx.device)
+    t0 = time.perf_counter()
+    hist = train_transceiver(model, sp.train, sp.val, cfg.training, seed=ctx.seed, checkpoint=ctx.checkpoint,
+                             desc="proposed")
+    out["training"]["proposed"] = {"stages": history_dict(hist), "seconds": time.perf_counter() - t0}
+    out["sum_rate"]["proposed"], out["feedback"] = _proposed_rates(model, sp.test, cfg.snrs, cfg.training.power,
+                                                                   ctx.seed)
+    _train_sohrabi(cfg, sp, ctx, out)
+    _baselines(cfg, sp, tier_bits, ctx, out)
+    _snr_figure(out, ctx)
+    _snr_table(out, ctx)
+    return out
+
+
+_LABELS = {"proposed": "Proposed (RVQ-VAE + EGAT)", "sohrabi": "DNN of Sohrabi et al. [6]",
+           "lmmse_zf": "ZF: imperfect CE (LMMSE) & perfect feedback",
+           "lloyd_zf": "ZF: perfect CE & Lloyd RVQ feedback", "zf_csit": "ZF: CSIT",
+           "wmmse_csit": "WMMSE: CSIT"}
+
+
+def _snr_figure(out: dict, ctx) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for name, rates in out["sum_rate"].items():
+        style = "--" if name.endswith("csit") else "-"
+        ax.plot(out["snr_db"], rates, style, marker="o", label=_LABELS.get(name, name))
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel("sum rate (bit/s/Hz)")
+    ax.set_title(f"M = {out['n_ant']}, L = {out['n_pilots']}, K = {out['n_users']}, "
+                 f"B = {sum(out['tier_bits'])}, N = {len(out['tier_bits'])}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ctx.save_figure(fig, "sum_rate_vs_snr")
+
+
+def _snr_table(out: dict, ctx) -> None:
+    from chanlab.core.atomic import atomic_path
+
+    head = "| scheme | " + " | ".join(f"{s:g} dB" for s in out["snr_db"]) + " |"
+    lines = [head, "|" + " --- |" * (len(out["snr_db"]) + 1)]
+    for name, rates in out["sum_rate"].items():
+        lines.append(f"| {_LABELS.get(name, name)} | " + " | ".join(f"{r:.2f}" for r in rates) + " |")
+    text = "Sum rate (bit/s/Hz) on the test drops\n\n" + "\n".join(lines) + "\n"
+    with atomic_path(ctx.out / "table.md") as tmp:
+        tmp.write_text(text)
+    ctx.log.info("\n%s", text)
+
+
+def _compare(results, rival: str, *, below: bool = False, min_snr: float = -math.inf):
+    mine, theirs = results["sum_rate"]["proposed"], results["sum_rate"][rival]
+    pts = [(s, a, b) for s, a, b in zip(results["snr_db"], mine, theirs) if s >= min_snr]
+    ok = bool(pts) and all((a < b) if below else (a > b) for _, a, b in pts)
+    return ok, "; ".join(f"{s:g} dB: proposed {a:.2f} vs {rival} {b:.2f}" for s, a, b in pts)
+
+
+def _beats_classical(results) -> tuple[bool, str]:
+    ok1, m1 = _compare(results, "lmmse_zf")
+    ok2, m2 = _compare(results, "lloyd_zf")
+    return ok1 and ok2, m1 + " | " + m2
+
+
+def _stream_is_reported(results) -> tuple[bool, str]:
+    fb = results["feedback"]
+    want = 8 * math.ceil(fb["payload_bits"] / 8)
+    return fb["stream_bits"] == want, (f"{fb['payload_bits']} payload bits per user, sent as "
+                                       f"{fb['stream_bits']}-bit byte strings")
+
+
+_QUICK = {"data.n_ant": 16, "data.n_rows": 2, "data.n_train": 10000, "data.n_val": 1000, "data.n_test": 2000,
+          "n_pilots": 8, "net.feature_dim": 32, "net.extractor_hidden": (256, 128, 64), "net.state_dim": 32,
+          "net.init_hidden": 64, "net.norm_hidden": 64, "training.epochs": 15, "training.warmup_epochs": 1,
+          "training.replace_every": 3, "sohrabi.hidden": (256, 128, 64), "sohrabi.bs_hidden": (256, 256, 128),
+          "sohrabi.epochs": 45, "lloyd_iter": 10, "wmmse_iter": 50}
+_SMOKE = {"data.n_ant": 8, "data.n_rows": 2, "data.n_train": 64, "data.n_val": 16, "data.n_test": 16,
+          "n_users": 3, "n_pilots": 4, "bits": 6, "n_tiers": 2, "snrs": (0.0, 20.0),
+          "net.feature_dim": 16, "net.extractor_hidden": (32,), "net.state_dim": 8, "net.init_hidden": 16,
+          "net.norm_hidden": 16, "net.n_layers": 1, "training.epochs": 1, "training.batch_size": 32,
+          "training.warmup_epochs": 0, "training.replace_every": 1, "sohrabi.hidden": (16,),
+          "sohrabi.bs_hidden": (16,), "sohrabi.epochs": 1, "lloyd_iter": 2, "wmmse_iter": 5}
+
+register(Experiment(
+    name="precoding/snr",
+    summary="Sum rate vs SNR of the RVQ-VAE + EGAT transceiver against ZF/LMMSE/Lloyd and the Sohrabi DNN (Fig. 5)",
+    config=SnrConfig, run=run_snr,
+    presets={"smoke": _SMOKE, "quick": _QUICK, "paper": {}},
+    claims=(Claim("Proposed beats ZF with LMMSE estimation & perfect feedback and ZF with perfect estimation "
+                  "& Lloyd RVQ feedback at every SNR", _beats_classical),
+            Claim(f"Proposed beats the Sohrabi DNN at high SNR (>= {HIGH_SNR_DB:g} dB)",
+                  lambda r: _compare(r, "sohrabi", min_snr=HIGH_SNR_DB)),
+            Claim("Proposed stays below ZF with perfect CSIT at every SNR",
+                  lambda r: _compare(r, "zf_csit", below=True)),
+            Claim("The feedback size reported is the length of the packed bitstream", _stream_is_reported)),
+    paper=PAPER,
+))
+
+
+# --------------------------------------------------------------------------- Fig. 8
+
+@dataclass(frozen=True)
+class StagesConfig:
+    data: Data = field(default_factory=Data)
+    net: Net = field(default_factory=Net)
+    training: TransceiverTraining = field(default_factory=lambda: TransceiverTraining(snr_db=10.0))
+    n_users: int = 6
+    n_pilots: int = 32
+    points: tuple[str, ...] = ("15x1", "15x3", "15x5", "30x2", "30x3", "30x5", "30x6", "30x10")   # "BxN"
+
+
+def _bn_points(points) -> list[tuple[int, int]]:
+    out = []
+    for p in points:
+        try:
+            b, n = (int(v) for v in str(p).lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"points: expected 'BxN' such as '30x3', got {p!r}") from None
+        _tier_bits(b, n)
+        if b // n > 16:
+            raise ConfigError(f"points: {p} needs 2^{b // n} codewords per tier; at most 2^16 are supported")
+        out.append((b, n))
+    if not out:
+        raise ConfigError("points: expected at least one 'BxN'")
+    return out
+
+
+def run_stages(cfg: StagesConfig, ctx) -> dict[str, Any]:
+    from chanlab.precoding.training import history_dict, train_transceiver, transceiver_sum_rate
+
+    points = _bn_points(cfg.points)
+    snr_cfg = SnrConfig(data=cfg.data, net=cfg.net, training=cfg.training, n_users=cfg.n_users,
+                        n_pilots=cfg.n_pilots)
+    sp = _splits(snr_cfg)
+    sp = type(sp)(sp.train.to(ctx.device), sp.val.to(ctx.device), sp.test.to(ctx.device))
+    n_ant = sp.train.shape[-1]
+    out: dict[str, Any] = {"snr_db": cfg.training.snr_db, "n_ant": n_ant, "n_users": cfg.n_users, "stages": []}
+    for b, n in points:
+        tier_bits = _tier_bits(b, n)
+        model = _transceiver(snr_cfg, tier_bits, ctx.seed, n_ant).to(ctx.device)
+        t0 = time.perf_counter()
+        hist = train_transceiver(model, sp.train, sp.val, cfg.training, seed=ctx.seed,
+                                 checkpoint=ctx.checkpoint, desc=f"B{b}-N{n}")
+        codewords = n * 2 ** (b // n)
+        out["stages"].append({"bits": b, "n_tiers": n, "codewords": codewords, "log2_codewords": math.log2(codewords),
+                              "sum_rate": transceiver_sum_rate(model, sp.test, cfg.training.snr_db,
+                                                               cfg.training.power, seed=ctx.seed),
+                              "seconds": time.perf_counter() - t0, "training": history_dict(hist)})
+        ctx.log.info("B=%d N=%d: %s", b, n, out["stages"][-1]["sum_rate"])
+    _stages_figure(out, ctx)
+    return out
+
+
+def _stages_figure(out: dict, ctx) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for b in sorted({s["bits"] for s in out["stages"]}):
+        pts = sorted((s["n_tiers"], s["sum_rate"], s["log2_codewords"]) for s in out["stages"] if s["bits"] == b)
+        ax1.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"B = {b}")
+        ax2.plot([p[0] for p in pts], [p[2] for p in pts], marker="s", label=f"B = {b}")
+    ax1.set_xlabel("RVQ stages N")
+    ax1.set_ylabel("sum rate (bit/s/Hz)")
+    ax2.set_xlabel("RVQ stages N")
+    ax2.set_ylabel("log2 (N 2^{B/N}) codewords")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"M = {out['n_ant']}, K = {out['n_users']}, SNR = {out['snr_db']:g} dB")
+    ctx.save_figure(fig, "stages")
+
+
+def _fewer_stages_higher_rate(results) -> tuple[bool, str]:
+    ok, parts = True, []
+    for b in sorted({s["bits"] for s in results["stages"]}):
+        pts = sorted((s["n_tiers"], s["sum_rate"], s["codewords"]) for s in results["stages"] if s["bits"] == b)
+        ok &= all(pts[i][1] >= pts[i + 1][1] for i in range(len(pts) - 1))
+        ok &= all(pts[i][2] >= pts[i + 1][2] for i in range(len(pts) - 1))
+        parts.append(f"B={b}: " + ", ".join(f"N={n} {r:.2f} ({c} codewords)" for n, r, c in pts))
+    return ok, "; ".join(parts)
+
+
+register(Experiment(
+    name="precoding/stages",
+    summary="Sum rate and codebook size vs the number of RVQ stages for B = 15 and 30 (Fig. 8)",
+    config=StagesConfig, run=run_stages,
+    presets={"smoke": dict({k: v for k, v in _SMOKE.items() if not k.startswith(("sohrabi", "lloyd", "wmmse",
+                                                                                   "bits", "n_tiers", "snrs"))},
+                           points=("4x1", "4x2")),
+             "quick": dict({k: v for k, v in _QUICK.items() if not k.startswith(("sohrabi", "lloyd", "wmmse"))},
+                           points=("15x1", "15x3", "15x5", "30x3", "30x5")),
+             "paper": {}},
+    claims=(Claim("Fewer stages (larger sub-codebooks) give a higher sum rate and more codewords at each B",
+                  _fewer_stages_higher_rate),),
+    paper=PAPER,
+))

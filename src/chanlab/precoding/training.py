@@ -1,0 +1,250 @@
+"""Training of the FDD transceiver (Section IV-D, Algorithm 1) and of the learned baselines.
+
+Loss (eq. 22): ``L = −Σ_k R_k + λ L_Q`` averaged over drops, with ``R_k`` the rate of eq. 8
+under the learned precoder and the true channels, and ``L_Q = Σ_k ‖v_k − v̂_k‖²`` (eq. 23).
+Adam, learning rate warmed up linearly from 0 over ``warmup_epochs`` and then cosine-annealed
+from ``lr`` to ``lr_min`` (Section VI-C: 1e-3 -> 1e-5), batches of 500 drops, the pilot and data
+noise at the training SNR (20 dB in Fig. 5).
+
+Schedules (``schedule``):
+
+* ``"progressive"`` (Algorithm 1): ``N`` stages; stage ``n`` quantizes with tiers ``1..n``,
+  trains tier ``n`` together with the pilots, extractor and EGAT (fine-tuned from stage
+  ``n − 1``) and then freezes tier ``n``. Each stage runs ``epochs`` epochs with its own
+  warm-up and cosine schedule and keeps its best validation weights.
+* ``"e2e"``: all tiers trained jointly from the start for ``N x epochs`` epochs (the same
+  number of updates).
+
+Every ``replace_every`` epochs the never-selected codewords of the tier being trained are
+moved onto residuals of current training features (dead-code replacement, as the paper
+authors' code does); frozen tiers are never touched. Validation is the mean sum rate on the
+validation drops with hard quantization (eval mode) and fixed noise; the weights with the
+best validation sum rate are kept. Runs resume from per-stage checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.errors import ConfigError
+from chanlab.core.progress import progress
+from chanlab.core.training import ResumableTraining
+from chanlab.metrics.rates import sum_rate
+from chanlab.precoding.model import FddTransceiver, check_channels
+
+SCHEDULES = ("progressive", "e2e")
+
+
+@dataclass
+class TransceiverTraining:
+    """Hyper-parameters of one training run (defaults: the paper's, Section VI-C)."""
+
+    epochs: int = 100             # per progressive stage; e2e runs n_tiers x epochs
+    batch_size: int = 500
+    lr: float = 1e-3
+    lr_min: float = 1e-5
+    warmup_epochs: int = 5
+    snr_db: float = 20.0
+    power: float = 1.0
+    lam: float = 1.0
+    replace_every: int = 10       # epochs between dead-code replacements (0: never)
+    schedule: str = "progressive"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if not 0 < self.lr_min <= self.lr:
+            raise ConfigError(f"lr_min: expected 0 < lr_min <= lr = {self.lr}, got {self.lr_min}")
+        if self.power <= 0:
+            raise ConfigError(f"power: expected > 0, got {self.power}")
+
+    @property
+    def noise_power(self) -> float:
+        return noise_power(self.snr_db, self.power)
+
+
+def noise_power(snr_db: float, power: float = 1.0) -> float:
+    """``σ² = P / 10^{SNR/10}`` (the paper's ``SNR = 10 log10(P / σ²)``)."""
+    return float(power) / 10.0 ** (float(snr_db) / 10.0)
+
+
+def warmup_cosine(step: int, total: int, warmup: int, lr: float, lr_min: float) -> float:
+    """Learning rate at ``step`` of ``total``: linear warm-up over ``warmup`` steps, then cosine to ``lr_min``."""
+    if warmup > 0 and step < warmup:
+        return lr * (step + 1) / warmup
+    span = max(total - warmup, 1)
+    t = min(max(step - warmup, 0), span) / span
+    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
+
+
+def evaluate_sum_rate(precode: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor], h: torch.Tensor,
+                      snr_db: float, power: float = 1.0, *, seed: int = 0, chunk: int = 2000) -> float:
+    """Mean sum rate (bit/s/Hz) of ``precode(h_chunk, σ², generator) -> W`` on the drops ``h``.
+
+    The noise generator is seeded with ``seed`` so that every scheme sees the same pilot noise.
+    """
+    sigma2 = noise_power(snr_db, power)
+    gen = torch.Generator(device=h.device).manual_seed(int(seed))
+    total = 0.0
+    with torch.no_grad():
+        for lo in range(0, h.shape[0], chunk):
+            hc = h[lo:lo + chunk]
+            w = precode(hc, sigma2, gen)
+            total += float(sum_rate(hc, w, sigma2, check=False).sum())
+    return total / h.shape[0]
+
+
+def transceiver_sum_rate(model: FddTransceiver, h: torch.Tensor, snr_db: float, power: float = 1.0, *,
+                         n_tiers: int | None = None, seed: int = 0) -> float:
+    """Mean sum rate of the trained transceiver in eval mode (hard quantization)."""
+    was = model.training
+    model.eval()
+    try:
+        return evaluate_sum_rate(lambda hc, s2, g: model(hc, s2, power, n_tiers=n_tiers, generator=g)[0],
+                                 h, snr_db, power, seed=seed)
+    finally:
+        model.train(was)
+
+
+@dataclass
+class StageHistory:
+    stage: int
+    n_tiers: int
+    val_sum_rate: list[float]
+    train_loss: list[float]
+    best_epoch: int = -1
+    replaced: int = 0
+
+
+def _stage(model: torch.nn.Module, step: Callable[[torch.Tensor], torch.Tensor], validate: Callable[[], float],
+           after_epoch: Callable[[int], int] | None, h_train: torch.Tensor, cfg: TransceiverTraining,
+           n_epochs: int, seed: int, checkpointer: Checkpointer | None, desc: str, history: StageHistory) -> None:
+    """One run of warm-up + cosine Adam on ``step``'s loss, best-on-validation weights kept."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    run = ResumableTraining(model, opt, seed, checkpointer)
+    if run.history:
+        history.__dict__.update(run.history)
+    n = h_train.shape[0]
+    per_epoch = math.ceil(n / cfg.batch_size)
+    total, warmup = n_epochs * per_epoch, cfg.warmup_epochs * per_epoch
+    for epoch in progress(run.epochs(n_epochs), total=n_epochs - run.start, desc=desc, unit="epoch"):
+        model.train()
+        order = torch.randperm(n, generator=run.generator).to(h_train.device)
+        running = 0.0
+        for i in range(per_epoch):
+            for group in opt.param_groups:
+                group["lr"] = warmup_cosine(epoch * per_epoch + i, total, warmup, cfg.lr, cfg.lr_min)
+            loss = step(h_train[order[i * cfg.batch_size:(i + 1) * cfg.batch_size]])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += float(loss.detach())
+        if after_epoch is not None:
+            history.replaced += after_epoch(epoch)
+        val = validate()
+        history.val_sum_rate.append(val)
+        history.train_loss.append(running / per_epoch)
+        if run.keep_if_best(epoch, -val):
+            history.best_epoch = epoch
+        run.save(epoch, dict(history.__dict__))
+    history.best_epoch = run.finish(n_epochs, history.best_epoch)
+
+
+def train_transceiver(model: FddTransceiver, h_train: torch.Tensor, h_val: torch.Tensor, cfg: TransceiverTraining,
+                      *, seed: int = 0, checkpoint: Callable[[str], Checkpointer] | None = None,
+                      desc: str = "transceiver") -> list[StageHistory]:
+    """Train ``model`` on drops ``h_train`` ``[n, K, M]`` (Algorithm 1 or E2E; module docstring).
+
+    Returns one :class:`StageHistory` per stage (one for E2E). The model ends in eval mode
+    with every tier frozen except under E2E.
+    """
+    check_channels(h_train, "h_train")
+    check_channels(h_val, "h_val")
+    sigma2, power = cfg.noise_power, cfg.power
+    n_total = model.n_tiers
+    if cfg.schedule == "progressive":
+        stages = [(n, n, cfg.epochs) for n in range(1, n_total + 1)]
+    else:
+        stages = [(1, n_total, cfg.epochs * n_total)]
+    histories = []
+    for stage, n_tiers, n_epochs in stages:
+        for q in model.quantizers:
+            for t in range(n_total):
+                trainable = (t == n_tiers - 1) if cfg.schedule == "progressive" else True
+                (q.unfreeze_tier if trainable else q.freeze_tier)(t)
+
+        def step(hb: torch.Tensor, n_tiers=n_tiers) -> torch.Tensor:
+            w, q_loss = model(hb, sigma2, power, n_tiers=n_tiers)
+            return -sum_rate(hb, w, sigma2, check=False).mean() + cfg.lam * q_loss
+
+        def after_epoch(epoch: int, n_tiers=n_tiers, n_epochs=n_epochs) -> int:
+            if not cfg.replace_every or (epoch + 1) % cfg.replace_every or epoch + 1 == n_epochs:
+                return 0
+            return replace_dead_codewords(model, h_train, n_tiers, cfg, seed + epoch)
+
+        history = StageHistory(stage=stage, n_tiers=n_tiers, val_sum_rate=[], train_loss=[])
+        name = f"{desc} stage {stage}/{len(stages)}" if len(stages) > 1 else desc
+        _stage(model, step, lambda n_tiers=n_tiers: transceiver_sum_rate(model, h_val, cfg.snr_db, power,
+                                                                            n_tiers=n_tiers, seed=seed),
+               after_epoch, h_train, cfg, n_epochs, seed + 1000 * stage,
+               checkpoint(f"{desc}-stage{stage}") if checkpoint else None, name, history)
+        histories.append(history)
+    if cfg.schedule == "progressive":
+        for q in model.quantizers:
+            for t in range(n_total):
+                q.freeze_tier(t)
+    return histories
+
+
+def replace_dead_codewords(model: FddTransceiver, h_train: torch.Tensor, n_tiers: int, cfg: TransceiverTraining,
+                           seed: int, n_samples: int = 4096) -> int:
+    """Move never-selected codewords of the trainable tiers onto residuals of current features
+    (frozen tiers are left alone: later tiers were trained on their output)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    pick = torch.randperm(h_train.shape[0], generator=gen)[:max(1, n_samples // h_train.shape[1])]
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        y = model.pilots(h_train[pick.to(h_train.device)], cfg.noise_power, cfg.power, generator=None)
+        v = model.extract(y)
+    model.train(was)
+    replaced = 0
+    for s, users in model._slots(v.shape[1]):
+        counts = model.quantizers[s].replace_unused(v[:, users].reshape(-1, v.shape[-1]), n_tiers=n_tiers,
+                                                    generator=gen)
+        replaced += int(sum(counts))
+    return replaced
+
+
+def train_sum_rate_model(model: torch.nn.Module, h_train: torch.Tensor, h_val: torch.Tensor, cfg: TransceiverTraining,
+                         *, seed: int = 0, checkpointer: Checkpointer | None = None,
+                         desc: str = "model") -> StageHistory:
+    """Train any ``model(h, σ², P) -> W`` on the negative sum rate (the learned baselines)."""
+    check_channels(h_train, "h_train")
+    sigma2, power = cfg.noise_power, cfg.power
+
+    def step(hb: torch.Tensor) -> torch.Tensor:
+        return -sum_rate(hb, model(hb, sigma2, power), sigma2, check=False).mean()
+
+    def validate() -> float:
+        model.eval()
+        return evaluate_sum_rate(lambda hc, s2, g: model(hc, s2, power, generator=g), h_val, cfg.snr_db, power,
+                                 seed=seed)
+
+    history = StageHistory(stage=1, n_tiers=0, val_sum_rate=[], train_loss=[])
+    _stage(model, step, validate, None, h_train, cfg, cfg.epochs, seed, checkpointer, desc, history)
+    return history
+
+
+def history_dict(histories: list[StageHistory]) -> list[dict[str, Any]]:
+    return [dict(h.__dict__) for h in histories]

@@ -1,0 +1,170 @@
+import math
+
+import pytest
+import torch
+from chanlab.core.errors import ConfigError, DataError
+from chanlab.metrics.rates import sum_rate
+from chanlab.precoding.baselines import LloydRvqZf, LmmseZf, wmmse_csit, zf_csit
+from chanlab.precoding.data import ChannelSplits, normalize_users
+from chanlab.precoding.model import FddTransceiver
+from chanlab.precoding.training import (TransceiverTraining, noise_power, train_transceiver, transceiver_sum_rate,
+                                        warmup_cosine)
+
+
+def _h(n, k=3, m=8, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.complex(torch.randn(n, k, m, generator=gen), torch.randn(n, k, m, generator=gen)) / math.sqrt(2)
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    args = dict(extractor_hidden=(32,), state_dim=8, init_hidden=16, norm_hidden=16, n_layers=2)
+    args.update(kw)
+    return FddTransceiver(8, 4, 16, [3, 3], **args)
+
+
+def test_forward_shapes_power_and_loss():
+    model = _model()
+    w, q_loss = model(_h(5), 0.1, 2.0)
+    assert w.shape == (5, 8, 3)
+    torch.testing.assert_close(w.abs().square().sum((1, 2)), torch.full((5,), 2.0))
+    assert q_loss.ndim == 0 and q_loss >= 0
+
+
+def test_feedback_bytes_reproduce_the_eval_forward_exactly():
+    model = _model().eval()
+    h = _h(7, k=4)
+    gen = torch.Generator().manual_seed(3)
+    y = model.pilots(h, 0.05, 1.0, generator=gen)
+    streams = model.feedback(y)
+    assert len(streams) == 7 and all(len(row) == 4 for row in streams)
+    assert {len(s) for row in streams for s in row} == {1}            # 6 bits -> one byte
+    assert model.feedback_bits() == 8
+    w = model.precode(streams, 1.0)
+    gen = torch.Generator().manual_seed(3)
+    w_direct, _ = model(h, 0.05, 1.0, generator=gen)
+    torch.testing.assert_close(w, w_direct)
+    # truncated feedback (first tier only) is a valid, different precoder
+    w1 = model.precode(model.feedback(y, n_tiers=1), 1.0, n_tiers=1)
+    assert not torch.allclose(w1, w)
+
+
+def test_one_model_serves_any_number_of_users():
+    model = _model().eval()
+    for k in (1, 2, 5):
+        assert model(_h(3, k=k), 0.1)[0].shape == (3, 8, k)
+
+
+def test_individual_feedback_variant_has_one_module_per_user_and_fixed_k():
+    model = _model(individual_feedback=True, n_users=3)
+    assert len(model.extractors) == 3 and len(model.quantizers) == 3
+    w, _ = model(_h(4), 0.1)
+    assert w.shape == (4, 8, 3)
+    with pytest.raises(DataError, match="exactly 3 users"):
+        model(_h(4, k=2), 0.1)
+    with pytest.raises(ConfigError, match="n_users"):
+        FddTransceiver(8, 4, 16, [3], individual_feedback=True)
+
+
+def test_input_validation():
+    model = _model()
+    with pytest.raises(DataError, match="n_ant"):
+        model(_h(2, m=6), 0.1)
+    with pytest.raises(DataError, match="complex"):
+        model(torch.randn(2, 3, 8), 0.1)
+
+
+def test_warmup_cosine_closed_form():
+    assert warmup_cosine(0, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-4)
+    assert warmup_cosine(9, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-3)
+    assert warmup_cosine(10, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-3)
+    assert warmup_cosine(55, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert warmup_cosine(100, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-5)
+    assert noise_power(20.0, 2.0) == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("schedule", ["progressive", "e2e"])
+def test_training_raises_the_sum_rate_and_freezes_tiers(schedule, one_thread):
+    h_train, h_val = _h(600, seed=1), _h(100, seed=2)
+    model = _model()
+    before = transceiver_sum_rate(model, h_val, 10.0)
+    cfg = TransceiverTraining(epochs=6, batch_size=50, lr=1e-2, warmup_epochs=0, snr_db=10.0, replace_every=2,
+                              schedule=schedule)
+    hist = train_transceiver(model, h_train, h_val, cfg)
+    assert len(hist) == (2 if schedule == "progressive" else 1)
+    assert hist[0].n_tiers == (1 if schedule == "progressive" else 2)
+    after = transceiver_sum_rate(model, h_val, 10.0)
+    assert after > before + 0.3
+    assert model.quantizer.frozen == ((True, True) if schedule == "progressive" else (False, False))
+    assert not model.training
+
+
+def test_progressive_stage_two_leaves_tier_one_untouched(one_thread):
+    h_train, h_val = _h(300, seed=1), _h(50, seed=2)
+    model = _model()
+    cfg = TransceiverTraining(epochs=2, batch_size=100, warmup_epochs=0, replace_every=1)
+    seen = {}
+    orig = model.quantizer.unfreeze_tier
+
+    def spy(n):
+        if n == 1:       # stage 2 starts: remember tier 1 as stage 1 left it
+            seen["tier0"] = model.quantizer.codebooks[0].detach().clone()
+        orig(n)
+
+    model.quantizer.unfreeze_tier = spy
+    train_transceiver(model, h_train, h_val, cfg)
+    torch.testing.assert_close(model.quantizer.codebooks[0].detach(), seen["tier0"])
+
+
+def test_zf_csit_has_no_interference_and_equal_power():
+    h = _h(4, k=3, m=8)
+    w = zf_csit(h, 3.0)
+    torch.testing.assert_close(w.abs().square().sum(1), torch.ones(4, 3))
+    sr = sum_rate(h, w, 0.01)
+    assert torch.isfinite(sr).all()
+
+
+def test_lmmse_zf_approaches_zf_csit_with_full_pilots_at_high_snr():
+    h_train, h_test = _h(2000, seed=1), _h(50, seed=2)
+    lm = LmmseZf.fit(h_train, n_pilots=8)
+    s2 = noise_power(40.0)
+    h_hat = lm.estimate(h_test, s2, generator=torch.Generator().manual_seed(0))
+    assert ((h_hat - h_test).abs().square().sum() / h_test.abs().square().sum()) < 1e-3
+    short = LmmseZf.fit(h_train, n_pilots=3)
+    rate = lambda f: float(sum_rate(h_test, f(h_test, s2, 1.0, torch.Generator().manual_seed(0)), s2).mean())  # noqa: E731
+    assert rate(short) < rate(lm) <= float(sum_rate(h_test, zf_csit(h_test), s2).mean()) + 0.5
+
+
+def test_lmmse_zf_refuses_fewer_pilots_than_users():
+    lm = LmmseZf.fit(_h(100), n_pilots=2)
+    with pytest.raises(ConfigError, match="L >= K"):
+        lm(_h(3), 0.1)
+
+
+def test_lloyd_rvq_zf_quantizes_through_tiers_and_reports_stream_bits():
+    h_train, h_test = _h(1500, seed=1), _h(40, seed=2)
+    base = LloydRvqZf(8, [4, 4]).fit(h_train, n_iter=5)
+    assert base.tier_mse[1] < base.tier_mse[0]
+    h_q = base.quantize(h_test)
+    assert h_q.shape == h_test.shape and h_q.dtype == h_test.dtype
+    assert base.feedback_bits() == 8
+    err = (h_q - h_test).abs().square().sum() / h_test.abs().square().sum()
+    assert err < 1.0
+
+
+def test_wmmse_csit_beats_zf_at_low_snr():
+    h = _h(20, k=4, m=4, seed=5)
+    s2 = noise_power(0.0)
+    assert sum_rate(h, wmmse_csit(h, s2, 1.0, 50), s2).mean() > sum_rate(h, zf_csit(h), s2).mean()
+
+
+def test_normalize_users_and_splits():
+    h = _h(5) * torch.tensor([1.0, 10.0, 0.1])[None, :, None]
+    g = normalize_users(h)
+    torch.testing.assert_close(g.abs().square().mean(-1), torch.ones(5, 3))
+    sp = ChannelSplits(g, g, g).users(2)
+    assert sp.train.shape == (5, 2, 8)
+    with pytest.raises(ConfigError):
+        ChannelSplits(g, g, g).users(4)
+    with pytest.raises(DataError):
+        normalize_users(torch.zeros(1, 1, 4, dtype=torch.complex64))
