@@ -168,3 +168,71 @@ def test_normalize_users_and_splits():
         ChannelSplits(g, g, g).users(4)
     with pytest.raises(DataError):
         normalize_users(torch.zeros(1, 1, 4, dtype=torch.complex64))
+
+
+def test_random_user_counts_train_one_model_for_every_k(one_thread):
+    from chanlab.precoding.training import pick_users
+
+    gen = torch.Generator().manual_seed(0)
+    h = _h(50, k=5)
+    seen = {pick_users(h, (2, 3, 4), gen).shape[1] for _ in range(30)}
+    assert seen == {2, 3, 4}
+    sub = pick_users(h, (3,), gen)
+    # every picked row is one of the drop's own users
+    d = (sub[:, :, None, :] - h[:, None, :, :]).abs().sum(-1)
+    assert bool((d.min(-1).values == 0).all())
+    model = _model()
+    cfg = TransceiverTraining(epochs=1, batch_size=50, warmup_epochs=0, users=(2, 3, 4), replace_every=0)
+    hist = train_transceiver(model, _h(200, k=5, seed=1), _h(40, k=5, seed=2), cfg)
+    assert len(hist) == 2
+    with pytest.raises(ConfigError, match="users"):
+        train_transceiver(model, _h(20, k=3), _h(20, k=3), TransceiverTraining(epochs=1, users=(4,)))
+
+
+def test_expansion_adds_trainable_tiers_and_keeps_the_rest(one_thread):
+    from chanlab.precoding.training import train_expansion
+
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = TransceiverTraining(epochs=2, batch_size=50, warmup_epochs=0, lr=1e-2, replace_every=0)
+    hist = train_expansion(model, [3], _h(200, seed=1), _h(40, seed=2), cfg)
+    assert len(hist) == 1 and hist[0].n_tiers == 3
+    assert model.quantizer.tier_bits == (3, 3, 3) and model.feedback_bits() == 16
+    after = model.state_dict()
+    for k, v in before.items():           # everything but the new tier is unchanged
+        torch.testing.assert_close(after[k], v)
+    assert not torch.allclose(after["quantizers.0.codebooks.2"], ResidualVQ_init_tier())
+    assert all(p.requires_grad for n, p in model.named_parameters() if not n.startswith("quantizers."))
+
+
+def ResidualVQ_init_tier():
+    from chanlab.quant.residual_vq import ResidualVQ
+
+    return ResidualVQ(16, [3, 3, 3], seed=101).codebooks[2].detach()
+
+
+def test_scalable_transceiver_serves_every_budget_and_user_count(tmp_path):
+    from chanlab.precoding.scalable import ScalableTransceiver
+
+    torch.manual_seed(0)
+    model = FddTransceiver(8, 4, 16, [4, 4, 4], extractor_hidden=(32,), state_dim=8, init_hidden=16, norm_hidden=16,
+                           n_layers=1)
+    st = ScalableTransceiver(model)
+    h = _h(6, k=4)
+    y = st.receive(h, 0.1, generator=torch.Generator().manual_seed(1))
+    for bits in (2, 4, 7, 12):
+        streams = st.feedback(y, bits=bits)
+        assert st.quantizer(bits).total_bits() == bits
+        assert {len(s) for row in streams for s in row} == {math.ceil(bits / 8)}
+        w = st.precode(streams, power=2.0, bits=bits)
+        assert w.shape == (6, 8, 4)
+        torch.testing.assert_close(w.abs().square().sum((1, 2)), torch.full((6,), 2.0))
+    for k in (1, 3):
+        assert st.precode(st.feedback(y[:, :k], bits=8), bits=8).shape == (6, 8, k)
+    with pytest.raises(ConfigError, match="expansion"):
+        st.quantizer(13)
+    st.save(tmp_path / "st.pt")
+    again = ScalableTransceiver.load(tmp_path / "st.pt")
+    torch.testing.assert_close(again.precode(st.feedback(y, bits=7), bits=7), st.precode(st.feedback(y, bits=7), bits=7))
+    with pytest.raises(ConfigError, match="individual"):
+        ScalableTransceiver(_model(individual_feedback=True, n_users=3))

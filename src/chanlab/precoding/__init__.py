@@ -8,7 +8,9 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "baselines": ("LloydRvqZf", "LmmseZf", "wmmse_csit", "zf_csit"),
     "data": ("ChannelSplits", "MAX_USERS", "make_splits", "normalize_users", "umi_drops"),
     "model": ("FddTransceiver", "PilotNetwork", "feature_extractor"),
+    "scalable": ("ScalableTransceiver",),
     "sohrabi": ("SohrabiTransceiver", "binarize_ste"),
-    "training": ("StageHistory", "TransceiverTraining", "evaluate_sum_rate", "noise_power", "train_sum_rate_model",
-                 "train_transceiver", "transceiver_sum_rate", "warmup_cosine"),
+    "training": ("StageHistory", "TransceiverTraining", "evaluate_sum_rate", "noise_power", "pick_users",
+                 "train_expansion", "train_sum_rate_model", "train_transceiver", "transceiver_sum_rate",
+                 "warmup_cosine"),
 })

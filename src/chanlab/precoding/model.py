@@ -101,6 +101,11 @@ class FddTransceiver(nn.Module):
                                   "give n_users")
             check_int_range(n_users, "n_users", low=1, error=ConfigError)
         self.n_slots = int(n_users) if self.individual_feedback else 1
+        self._config = dict(n_ant=int(n_ant), n_pilots=int(n_pilots), feature_dim=int(feature_dim),
+                            extractor_hidden=[int(h) for h in extractor_hidden], state_dim=int(state_dim),
+                            init_hidden=int(init_hidden), norm_hidden=int(norm_hidden), n_layers=int(n_layers),
+                            alpha=float(alpha), beta=float(beta), individual_feedback=self.individual_feedback,
+                            n_users=None if n_users is None else int(n_users), seed=int(seed))
         self.pilots = PilotNetwork(n_ant, n_pilots, seed=seed)
         self.extractors = nn.ModuleList(feature_extractor(n_pilots, feature_dim, extractor_hidden)
                                         for _ in range(self.n_slots))
@@ -119,6 +124,19 @@ class FddTransceiver(nn.Module):
     @property
     def n_tiers(self) -> int:
         return self.quantizer.n_tiers
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this model (``tier_bits`` as the RVQ has them now,
+        e.g. after an expansion)."""
+        return dict(self._config, tier_bits=list(self.quantizer.tier_bits))
+
+    def _rvq(self, slot: int, quantizer: ResidualVQ | None) -> ResidualVQ:
+        if quantizer is None:
+            return self.quantizers[slot]
+        if self.individual_feedback:
+            raise ConfigError("quantizer: the individual-feedback variant has one codebook per user slot")
+        return quantizer
 
     def _check_h(self, h: torch.Tensor) -> None:
         check_ndim(h, 3, "h", "[batch, n_users, n_ant]")
@@ -174,24 +192,27 @@ class FddTransceiver(nn.Module):
 
     # ------------------------------------------------------------------ deployment
 
-    def feedback(self, y: torch.Tensor, n_tiers: int | None = None) -> list[list[bytes]]:
+    def feedback(self, y: torch.Tensor, n_tiers: int | None = None, *,
+                 quantizer: ResidualVQ | None = None) -> list[list[bytes]]:
         """What the users send: ``[batch][K]`` byte strings of ``Σ_{n ≤ n_tiers} B_n`` payload
-        bits each (zero-padded to whole bytes), from received pilots ``y`` ``[batch, K, L]``."""
+        bits each (zero-padded to whole bytes), from received pilots ``y`` ``[batch, K, L]``.
+        ``quantizer`` replaces the shared RVQ (e.g. a shrunk one for a smaller budget)."""
         b, n_users, _ = y.shape
         with torch.no_grad():
             v = self.extract(y)
         streams: list[list[bytes]] = [[b""] * n_users for _ in range(b)]
         for s, users in self._slots(n_users):
             vs = v[:, users]
-            flat = self.quantizers[s].compress(vs.reshape(-1, self.feature_dim), n_tiers)
+            flat = self._rvq(s, quantizer).compress(vs.reshape(-1, self.feature_dim), n_tiers)
             width = vs.shape[1]
             for i, stream in enumerate(flat):
                 streams[i // width][users.start + i % width] = stream
         return streams
 
     def precode(self, streams: Sequence[Sequence[bytes]], power: float = 1.0,
-                n_tiers: int | None = None) -> torch.Tensor:
-        """The BS side: ``W`` ``[batch, M, K]`` from the users' byte strings (``[batch][K]``)."""
+                n_tiers: int | None = None, *, quantizer: ResidualVQ | None = None) -> torch.Tensor:
+        """The BS side: ``W`` ``[batch, M, K]`` from the users' byte strings (``[batch][K]``);
+        ``quantizer`` as in :meth:`feedback`."""
         if not streams or not streams[0]:
             raise DataError("streams: expected [batch][n_users] byte strings, got an empty list")
         n_users = len(streams[0])
@@ -202,7 +223,8 @@ class FddTransceiver(nn.Module):
         v_hat = torch.empty(b, n_users, self.feature_dim, device=device)
         for s, users in self._slots(n_users):
             flat = [row[k] for row in streams for k in range(users.start, users.stop)]
-            v_hat[:, users] = self.quantizers[s].decompress(flat, n_tiers).to(device).reshape(b, -1, self.feature_dim)
+            v_hat[:, users] = self._rvq(s, quantizer).decompress(flat, n_tiers).to(device).reshape(b, -1,
+                                                                                                  self.feature_dim)
         with torch.no_grad():
             return self.precoder(v_hat, power)
 

@@ -15,6 +15,12 @@ Schedules (``schedule``):
 * ``"e2e"``: all tiers trained jointly from the start for ``N x epochs`` epochs (the same
   number of updates).
 
+User-count scalability (Section V-B, ``users`` given): every batch draws one ``K`` uniformly
+from ``users`` and, for every drop, ``K`` of its users at random, so the one shared model sees
+every ``K`` (a batch needs one ``K``; drawing it per batch is how "each training sample contains
+randomly selected K users" becomes tensors). Validation then averages the sum rate over the
+``K`` of ``users`` (the first ``K`` users of each validation drop).
+
 Every ``replace_every`` epochs the never-selected codewords of the tier being trained are
 moved onto residuals of current training features (dead-code replacement, as the paper
 authors' code does); frozen tiers are never touched. Validation is the mean sum rate on the
@@ -55,6 +61,7 @@ class TransceiverTraining:
     lam: float = 1.0
     replace_every: int = 10       # epochs between dead-code replacements (0: never)
     schedule: str = "progressive"
+    users: tuple[int, ...] = ()   # random K per batch from this set (Sec. V-B); () = every user of the drops
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -66,6 +73,8 @@ class TransceiverTraining:
             raise ConfigError(f"lr_min: expected 0 < lr_min <= lr = {self.lr}, got {self.lr_min}")
         if self.power <= 0:
             raise ConfigError(f"power: expected > 0, got {self.power}")
+        if any(int(k) < 1 for k in self.users):
+            raise ConfigError(f"users: expected positive user counts, got {self.users}")
 
     @property
     def noise_power(self) -> float:
@@ -127,8 +136,12 @@ class StageHistory:
 
 def _stage(model: torch.nn.Module, step: Callable[[torch.Tensor], torch.Tensor], validate: Callable[[], float],
            after_epoch: Callable[[int], int] | None, h_train: torch.Tensor, cfg: TransceiverTraining,
-           n_epochs: int, seed: int, checkpointer: Checkpointer | None, desc: str, history: StageHistory) -> None:
-    """One run of warm-up + cosine Adam on ``step``'s loss, best-on-validation weights kept."""
+           n_epochs: int, seed: int, checkpointer: Checkpointer | None, desc: str, history: StageHistory,
+           train_mode: Callable[[], Any] | None = None) -> None:
+    """One run of warm-up + cosine Adam on ``step``'s loss, best-on-validation weights kept.
+
+    ``train_mode`` puts the model in its training mode before each epoch (default ``model.train()``).
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     run = ResumableTraining(model, opt, seed, checkpointer)
@@ -138,7 +151,7 @@ def _stage(model: torch.nn.Module, step: Callable[[torch.Tensor], torch.Tensor],
     per_epoch = math.ceil(n / cfg.batch_size)
     total, warmup = n_epochs * per_epoch, cfg.warmup_epochs * per_epoch
     for epoch in progress(run.epochs(n_epochs), total=n_epochs - run.start, desc=desc, unit="epoch"):
-        model.train()
+        (train_mode or model.train)()
         order = torch.randperm(n, generator=run.generator).to(h_train.device)
         running = 0.0
         for i in range(per_epoch):
@@ -170,7 +183,9 @@ def train_transceiver(model: FddTransceiver, h_train: torch.Tensor, h_val: torch
     """
     check_channels(h_train, "h_train")
     check_channels(h_val, "h_val")
+    _check_users(cfg, h_train, h_val)
     sigma2, power = cfg.noise_power, cfg.power
+    user_gen = torch.Generator(device=h_train.device).manual_seed(int(seed) + 7)
     n_total = model.n_tiers
     if cfg.schedule == "progressive":
         stages = [(n, n, cfg.epochs) for n in range(1, n_total + 1)]
@@ -184,6 +199,7 @@ def train_transceiver(model: FddTransceiver, h_train: torch.Tensor, h_val: torch
                 (q.unfreeze_tier if trainable else q.freeze_tier)(t)
 
         def step(hb: torch.Tensor, n_tiers=n_tiers) -> torch.Tensor:
+            hb = pick_users(hb, cfg.users, user_gen)
             w, q_loss = model(hb, sigma2, power, n_tiers=n_tiers)
             return -sum_rate(hb, w, sigma2, check=False).mean() + cfg.lam * q_loss
 
@@ -194,9 +210,12 @@ def train_transceiver(model: FddTransceiver, h_train: torch.Tensor, h_val: torch
 
         history = StageHistory(stage=stage, n_tiers=n_tiers, val_sum_rate=[], train_loss=[])
         name = f"{desc} stage {stage}/{len(stages)}" if len(stages) > 1 else desc
-        _stage(model, step, lambda n_tiers=n_tiers: transceiver_sum_rate(model, h_val, cfg.snr_db, power,
-                                                                            n_tiers=n_tiers, seed=seed),
-               after_epoch, h_train, cfg, n_epochs, seed + 1000 * stage,
+        def validate(n_tiers=n_tiers) -> float:
+            counts = cfg.users or (h_val.shape[1],)
+            return sum(transceiver_sum_rate(model, h_val[:, :k], cfg.snr_db, power, n_tiers=n_tiers, seed=seed)
+                       for k in counts) / len(counts)
+
+        _stage(model, step, validate, after_epoch, h_train, cfg, n_epochs, seed + 1000 * stage,
                checkpoint(f"{desc}-stage{stage}") if checkpoint else None, name, history)
         histories.append(history)
     if cfg.schedule == "progressive":
@@ -204,6 +223,22 @@ def train_transceiver(model: FddTransceiver, h_train: torch.Tensor, h_val: torch
             for t in range(n_total):
                 q.freeze_tier(t)
     return histories
+
+
+def _check_users(cfg: TransceiverTraining, *hs: torch.Tensor) -> None:
+    have = min(h.shape[1] for h in hs)
+    if cfg.users and max(cfg.users) > have:
+        raise ConfigError(f"users: the drops hold {have} users, cannot train with K = {max(cfg.users)}")
+
+
+def pick_users(h: torch.Tensor, users: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """``h`` ``[b, K_max, M]`` -> ``[b, K, M]``: ``K`` drawn from ``users`` and ``K`` random users of
+    each drop (``h`` itself when ``users`` is empty)."""
+    if not users:
+        return h
+    k = int(users[int(torch.randint(len(users), (1,), generator=generator, device=generator.device))])
+    order = torch.rand(h.shape[0], h.shape[1], generator=generator, device=generator.device).argsort(dim=1)[:, :k]
+    return torch.gather(h, 1, order.to(h.device)[..., None].expand(-1, -1, h.shape[2]))
 
 
 def replace_dead_codewords(model: FddTransceiver, h_train: torch.Tensor, n_tiers: int, cfg: TransceiverTraining,
@@ -248,3 +283,66 @@ def train_sum_rate_model(model: torch.nn.Module, h_train: torch.Tensor, h_val: t
 
 def history_dict(histories: list[StageHistory]) -> list[dict[str, Any]]:
     return [dict(h.__dict__) for h in histories]
+
+
+def train_expansion(model: FddTransceiver, extra_bits: list[int], h_train: torch.Tensor, h_val: torch.Tensor,
+                    cfg: TransceiverTraining, *, seed: int = 0,
+                    checkpoint: Callable[[str], Checkpointer] | None = None,
+                    desc: str = "expansion") -> list[StageHistory]:
+    """Codebook expansion for ``B_deploy > B`` (Section V-A-2): append ``extra_bits`` tiers to the
+    shared RVQ and train them progressively, one stage per new tier, with the pilots, extractor,
+    EGAT and earlier tiers frozen (eval mode: batch-norm statistics kept). ``cfg.epochs`` per
+    stage. Returns one history per new tier; afterwards every tier is frozen and the other
+    modules are trainable again.
+    """
+    if model.individual_feedback:
+        raise ConfigError("expansion: the individual-feedback variant has one codebook per user; expand the "
+                          "shared model")
+    check_channels(h_train, "h_train")
+    check_channels(h_val, "h_val")
+    _check_users(cfg, h_train, h_val)
+    old = model.n_tiers
+    model.quantizers[0] = model.quantizer.expand(extra_bits, seed=seed + 101)
+    others = [p for name, p in model.named_parameters() if not name.startswith("quantizers.")]
+    for p in others:
+        p.requires_grad_(False)
+    sigma2, power = cfg.noise_power, cfg.power
+    user_gen = torch.Generator(device=h_train.device).manual_seed(int(seed) + 11)
+
+    def train_mode() -> None:
+        model.eval()
+        model.quantizer.train()
+
+    histories = []
+    try:
+        for stage, tier in enumerate(range(old, model.n_tiers), start=1):
+            for t in range(model.n_tiers):
+                (model.quantizer.unfreeze_tier if t == tier else model.quantizer.freeze_tier)(t)
+
+            def step(hb: torch.Tensor, n_tiers=tier + 1) -> torch.Tensor:
+                hb = pick_users(hb, cfg.users, user_gen)
+                w, q_loss = model(hb, sigma2, power, n_tiers=n_tiers)
+                return -sum_rate(hb, w, sigma2, check=False).mean() + cfg.lam * q_loss
+
+            def validate(n_tiers=tier + 1) -> float:
+                counts = cfg.users or (h_val.shape[1],)
+                return sum(transceiver_sum_rate(model, h_val[:, :k], cfg.snr_db, power, n_tiers=n_tiers, seed=seed)
+                           for k in counts) / len(counts)
+
+            def after_epoch(epoch: int, n_tiers=tier + 1) -> int:
+                if not cfg.replace_every or (epoch + 1) % cfg.replace_every or epoch + 1 == cfg.epochs:
+                    return 0
+                return replace_dead_codewords(model, h_train, n_tiers, cfg, seed + epoch)
+
+            history = StageHistory(stage=stage, n_tiers=tier + 1, val_sum_rate=[], train_loss=[])
+            _stage(model, step, validate, after_epoch, h_train, cfg, cfg.epochs, seed + 5000 + stage,
+                   checkpoint(f"{desc}-tier{tier + 1}") if checkpoint else None,
+                   f"{desc} tier {tier + 1}", history, train_mode=train_mode)
+            histories.append(history)
+    finally:
+        for p in others:
+            p.requires_grad_(True)
+        for t in range(model.n_tiers):
+            model.quantizer.freeze_tier(t)
+        model.eval()
+    return histories

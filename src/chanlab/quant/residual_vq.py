@@ -512,6 +512,29 @@ class ResidualVQ(nn.Module):
                 return torch.empty(0, self.dim, dtype=self.codebooks[0].dtype, device=self.codebooks[0].device)
             return self.dequantize(idx.to(self.codebooks[0].device))
 
+    # ---- codebook expansion (B_deploy > B)
+
+    def expand(self, extra_bits: Sequence[int], *, seed: int = 0) -> ResidualVQ:
+        """A new quantizer with more tiers for ``B_deploy > B`` bits (Sec. V-A-2).
+
+        The existing codebooks are copied and frozen; the ``extra_bits`` tiers are appended,
+        initialized as a fresh quantizer would be (``seed``), and trainable: train them
+        progressively (one stage per new tier) with the rest of the transceiver frozen or
+        lightly fine-tuned. Same dim, dtype and device.
+        """
+        extra = [int(b) for b in extra_bits]
+        if not extra:
+            raise ConfigError("extra_bits: expected at least one new tier")
+        ref = self.codebooks[0]
+        out = ResidualVQ(self.dim, list(self._bits) + extra, seed=seed, init_scale=self.init_scale,
+                         dtype=ref.dtype).to(ref.device)
+        with torch.no_grad():
+            for t in range(self.n_tiers):
+                out.codebooks[t].copy_(self.codebooks[t])
+        for t in range(self.n_tiers):
+            out.freeze_tier(t)
+        return out
+
     # ---- codebook shrinkage (B_deploy < B)
 
     def shrink(self, total_bits: int, *, temperature: float | None = None, eps: float = 1e-6,
