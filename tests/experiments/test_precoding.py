@@ -31,3 +31,35 @@ def test_unequal_tiers_are_refused(tmp_path):
         run_experiment("precoding/snr", preset="smoke", overrides=["bits=7"], out=tmp_path / "bad")
     with pytest.raises(ConfigError, match="BxN"):
         run_experiment("precoding/stages", preset="smoke", overrides=["points=('4-2',)"], out=tmp_path / "bad2")
+
+
+def test_feedback_bits_smoke_one_model_every_budget(tmp_path):
+    r = run_experiment("precoding/feedback-bits", preset="smoke", out=tmp_path / "fb").results
+    assert r["models_trained"]["progressive"] == 1
+    assert set(r["sum_rate"]["progressive"]) == {"2", "3", "6", "9"}       # 9 by expansion
+    assert set(r["sum_rate"]["e2e"]) == set(r["sum_rate"]["sohrabi"]) == set(r["sum_rate"]["lloyd_zf"]) \
+        == {"2", "3", "6"}
+    assert r["stream_bits"] == {"2": 8, "3": 8, "6": 8, "9": 16}
+    assert (tmp_path / "fb" / "figures" / "sum_rate_vs_bits.png").exists()
+
+
+def test_users_smoke_shared_individual_sohrabi(tmp_path):
+    r = run_experiment("precoding/users", preset="smoke", out=tmp_path / "us").results
+    assert r["models_trained"] == {"shared": 1, "individual": 2, "sohrabi": 2}
+    for scheme in ("shared", "individual", "sohrabi", "lmmse_zf", "lloyd_zf", "zf_csit"):
+        assert set(r["sum_rate"][scheme]) == {"2", "3"}
+
+
+def test_unseen_smoke(tmp_path):
+    r = run_experiment("precoding/unseen", preset="smoke", out=tmp_path / "un").results
+    assert r["areas"] == ["umi (seen)", "uma", "cdl-c"]
+    assert all(set(v) == set(r["areas"]) for v in r["sum_rate"].values())
+
+
+def test_scalable_configs_are_validated(tmp_path):
+    with pytest.raises(ConfigError, match="deploy_bits"):
+        run_experiment("precoding/feedback-bits", preset="smoke", overrides=["deploy_bits=(7,)"], out=tmp_path / "a")
+    with pytest.raises(ConfigError, match="expand_bits"):
+        run_experiment("precoding/feedback-bits", preset="smoke", overrides=["expand_bits=(8,)"], out=tmp_path / "b")
+    with pytest.raises(ConfigError, match="areas"):
+        run_experiment("precoding/unseen", preset="smoke", overrides=["areas=('mars',)"], out=tmp_path / "c")

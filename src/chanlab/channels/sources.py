@@ -200,7 +200,8 @@ SOURCES: dict[str, DataSource] = {
                    _describe_ofdm),
         DataSource("multiuser", "narrowband multi-user drops H_mu [num, n_users, n_ant]",
                    _COMMON + (SourceParam("n_users", int, 4, "users per drop"),
-                              SourceParam("channel", str, "cdl", "channel model family", ("cdl", "umi", "uma")),
+                              SourceParam("channel", str, "cdl", "channel model family",
+                                          ("cdl", "umi", "uma", "rma", "inh")),
                               SourceParam("polarization", str, "single",
                                           "BS ports per element: single (V) or dual (±45° cross; n_ant = 2 x elements)",
                                           ("single", "dual")))

@@ -1,7 +1,9 @@
 """The classical baselines of the FDD precoding paper (Section VI-B), as precoders ``h -> W``.
 
 * **ZF: CSIT** — zero forcing on the true channels, equal power per user
-  (``w_k = sqrt(P/K) m_k / ‖m_k‖``, ``m_k`` the columns of ``H^H (H H^H)^{-1}``).
+  (``w_k = sqrt(P/K) m_k / ‖m_k‖``, ``m_k`` the columns of ``H^H (H H^H)^{-1}``). Every ZF
+  here loads the Gram matrix by :data:`ZF_LOADING` of the channel power, which changes nothing
+  measurable on well-conditioned channels and keeps ZF defined on coarsely quantized ones.
 * **ZF: Imperfect CE & Perfect Feedback** — each user receives ``L`` DFT pilots (the first
   ``L`` columns of the unitary DFT matrix, ``‖x_l‖² = P``; the paper's authors use these),
   estimates its channel by LMMSE with the training set's channel covariance, and the estimate
@@ -22,14 +24,22 @@ from __future__ import annotations
 import torch
 
 from chanlab.classical.channel_estimation import dft_pilots, lmmse_estimate, receive_pilots, sample_covariance
-from chanlab.classical.linear_precoding import zf
+from chanlab.classical.linear_precoding import rzf
 from chanlab.core.errors import ConfigError
 from chanlab.quant.residual_vq import ResidualVQ
 
 
+# Relative diagonal loading of the ZF inversion: negligible for any well-conditioned channel, but
+# it keeps ZF defined when coarse feedback gives two users the same quantized channel (a
+# singular Gram matrix), where it degrades gracefully towards a pseudo-inverse.
+ZF_LOADING = 1e-6
+
+
 def zf_csit(h: torch.Tensor, power: float = 1.0) -> torch.Tensor:
-    """ZF with perfect CSIT and equal power per user: ``W`` ``[batch, M, K]``."""
-    return zf(h, power, power_split="equal")
+    """ZF on the channels ``h`` the BS believes, equal power per user: ``W`` ``[batch, M, K]``
+    (``H^H (H H^H + ε I)^{-1}`` with ``ε`` = :data:`ZF_LOADING` times the mean channel power)."""
+    loading = ZF_LOADING * h.abs().square().sum(-1).mean(-1)
+    return rzf(h, power, loading, power_split="equal")
 
 
 class LmmseZf:

@@ -44,10 +44,24 @@ def normalize_users(h: torch.Tensor) -> torch.Tensor:
     return h / power.sqrt()
 
 
+# Environments never seen in training (Table I): other TR 38.901 scenarios and CDL profiles, each
+# with the training array. CDL users of a drop share the profile's clusters, rotated by their own
+# azimuth offset (yaw_spread, degrees), so that they are not co-located.
+UNSEEN_AREAS = {
+    "uma": dict(channel="uma"),
+    "rma": dict(channel="rma"),
+    "inh": dict(channel="inh"),
+    "cdl-c": dict(channel="cdl", model="C", yaw_spread=60.0),
+    "cdl-d": dict(channel="cdl", model="D", yaw_spread=60.0),
+}
+
+
 def umi_drops(num: int, *, n_ant: int = 128, n_rows: int = 8, carrier_frequency: float = 3.5e9,
-              scenario: str = "umi", seed: int = 0) -> torch.Tensor:
-    """``num`` UMi (or UMa) drops of :data:`MAX_USERS` users: ``[num, 8, n_ant]`` complex64, cached,
-    per-user normalized (module docstring). ``n_ant = 2 n_rows n_cols``."""
+              scenario: str = "umi", seed: int = 0, **source: object) -> torch.Tensor:
+    """``num`` UMi (or other scenario) drops of :data:`MAX_USERS` users: ``[num, 8, n_ant]``
+    complex64, cached, per-user normalized (module docstring). ``n_ant = 2 n_rows n_cols``.
+    ``source`` overrides parameters of the ``multiuser`` data source (e.g. ``channel="cdl",
+    model="C"``)."""
     from chanlab.channels.sources import generate_dataset
     from chanlab.channels.store import read_dataset
 
@@ -58,9 +72,17 @@ def umi_drops(num: int, *, n_ant: int = 128, n_rows: int = 8, carrier_frequency:
                           f"got n_ant = {n_ant}")
     params = dict(num=int(num), n_users=MAX_USERS, channel=scenario, polarization="dual", n_ant=int(n_ant),
                   array="upa", n_rows=int(n_rows), carrier_frequency=float(carrier_frequency))
+    params.update(source)
     path, _ = generate_dataset("multiuser", params, seed=seed)
     h = torch.from_numpy(np.asarray(read_dataset(path, keys=["H_mu"]).arrays["H_mu"]))
     return normalize_users(h)
+
+
+def unseen_area(name: str, num: int, *, n_ant: int = 128, n_rows: int = 8, seed: int = 7) -> torch.Tensor:
+    """``num`` drops ``[num, 8, n_ant]`` of the unseen environment ``name`` (:data:`UNSEEN_AREAS`)."""
+    if name not in UNSEEN_AREAS:
+        raise ConfigError(f"area: expected one of {', '.join(UNSEEN_AREAS)}, got {name!r}")
+    return umi_drops(num, n_ant=n_ant, n_rows=n_rows, seed=seed, **UNSEEN_AREAS[name])
 
 
 @dataclass
