@@ -236,3 +236,17 @@ def test_scalable_transceiver_serves_every_budget_and_user_count(tmp_path):
     torch.testing.assert_close(again.precode(st.feedback(y, bits=7), bits=7), st.precode(st.feedback(y, bits=7), bits=7))
     with pytest.raises(ConfigError, match="individual"):
         ScalableTransceiver(_model(individual_feedback=True, n_users=3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_transceiver_trains_and_feeds_back_on_cuda():
+    from chanlab.precoding.scalable import ScalableTransceiver
+
+    model = _model().cuda()
+    h = _h(64).cuda()
+    cfg = TransceiverTraining(epochs=1, batch_size=32, warmup_epochs=0, replace_every=1)
+    train_transceiver(model, h, h[:16], cfg)
+    st = ScalableTransceiver(model)
+    y = st.receive(h[:4], 0.1)
+    w = st.precode(st.feedback(y, bits=4), bits=4)
+    assert w.is_cuda and w.shape == (4, 8, 3)

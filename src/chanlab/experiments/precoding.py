@@ -386,7 +386,7 @@ register(Experiment(
                                                                                    "bits", "n_tiers", "snrs"))},
                            points=("4x1", "4x2")),
              "quick": dict({k: v for k, v in _QUICK.items() if not k.startswith(("sohrabi", "lloyd", "wmmse"))},
-                           points=("15x1", "15x3", "15x5", "30x3", "30x5")),
+                           points=("15x1", "15x3", "15x5", "30x3", "30x5"), **{"training.epochs": 5}),
              "paper": {}},
     claims=(Claim("Fewer stages (larger sub-codebooks) give a higher sum rate and more codewords at each B",
                   _fewer_stages_higher_rate),),

@@ -1,7 +1,9 @@
 """Training of the FDD transceiver (Section IV-D, Algorithm 1) and of the learned baselines.
 
 Loss (eq. 22): ``L = −Σ_k R_k + λ L_Q`` averaged over drops, with ``R_k`` the rate of eq. 8
-under the learned precoder and the true channels, and ``L_Q = Σ_k ‖v_k − v̂_k‖²`` (eq. 23).
+under the learned precoder and the true channels, and ``L_Q`` the quantization error of eq. 23
+as a mean per feature (as the paper authors' code computes it; see
+:meth:`FddTransceiver.quantize <chanlab.precoding.model.FddTransceiver.quantize>`), ``λ = 1``.
 Adam, learning rate warmed up linearly from 0 over ``warmup_epochs`` and then cosine-annealed
 from ``lr`` to ``lr_min`` (Section VI-C: 1e-3 -> 1e-5), batches of 500 drops, the pilot and data
 noise at the training SNR (20 dB in Fig. 5).
@@ -20,6 +22,11 @@ from ``users`` and, for every drop, ``K`` of its users at random, so the one sha
 every ``K`` (a batch needs one ``K``; drawing it per batch is how "each training sample contains
 randomly selected K users" becomes tensors). Validation then averages the sum rate over the
 ``K`` of ``users`` (the first ``K`` users of each validation drop).
+
+With ``kmeans_init`` (default) a tier starts its stage at k-means centers of the current
+residual features of training users instead of its small random initialization: with tiny
+codewords the NSVQ noise is as large as the features themselves and the first epochs learn
+little (a choice of ours; the paper does not say how it initializes its codebooks).
 
 Every ``replace_every`` epochs the never-selected codewords of the tier being trained are
 moved onto residuals of current training features (dead-code replacement, as the paper
@@ -62,6 +69,7 @@ class TransceiverTraining:
     replace_every: int = 10       # epochs between dead-code replacements (0: never)
     schedule: str = "progressive"
     users: tuple[int, ...] = ()   # random K per batch from this set (Sec. V-B); () = every user of the drops
+    kmeans_init: bool = True      # start each tier at k-means centers of the current residual features
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -208,6 +216,10 @@ def train_transceiver(model: FddTransceiver, h_train: torch.Tensor, h_val: torch
                 return 0
             return replace_dead_codewords(model, h_train, n_tiers, cfg, seed + epoch)
 
+        ckpt = checkpoint(f"{desc}-stage{stage}") if checkpoint else None
+        if cfg.kmeans_init and (ckpt is None or not ckpt.exists()):
+            new = [n_tiers - 1] if cfg.schedule == "progressive" else list(range(n_total))
+            kmeans_init_tiers(model, h_train, new, cfg, seed + stage)
         history = StageHistory(stage=stage, n_tiers=n_tiers, val_sum_rate=[], train_loss=[])
         name = f"{desc} stage {stage}/{len(stages)}" if len(stages) > 1 else desc
         def validate(n_tiers=n_tiers) -> float:
@@ -216,7 +228,7 @@ def train_transceiver(model: FddTransceiver, h_train: torch.Tensor, h_val: torch
                        for k in counts) / len(counts)
 
         _stage(model, step, validate, after_epoch, h_train, cfg, n_epochs, seed + 1000 * stage,
-               checkpoint(f"{desc}-stage{stage}") if checkpoint else None, name, history)
+               ckpt, name, history)
         histories.append(history)
     if cfg.schedule == "progressive":
         for q in model.quantizers:
@@ -241,11 +253,9 @@ def pick_users(h: torch.Tensor, users: tuple[int, ...], generator: torch.Generat
     return torch.gather(h, 1, order.to(h.device)[..., None].expand(-1, -1, h.shape[2]))
 
 
-def replace_dead_codewords(model: FddTransceiver, h_train: torch.Tensor, n_tiers: int, cfg: TransceiverTraining,
-                           seed: int, n_samples: int = 4096) -> int:
-    """Move never-selected codewords of the trainable tiers onto residuals of current features
-    (frozen tiers are left alone: later tiers were trained on their output)."""
-    gen = torch.Generator().manual_seed(int(seed))
+def _sample_features(model: FddTransceiver, h_train: torch.Tensor, cfg: TransceiverTraining,
+                     gen: torch.Generator, n_samples: int) -> torch.Tensor:
+    """Current features ``[n, K, D]`` (eval mode, no gradients) of about ``n_samples`` random training users."""
     pick = torch.randperm(h_train.shape[0], generator=gen)[:max(1, n_samples // h_train.shape[1])]
     was = model.training
     model.eval()
@@ -253,6 +263,34 @@ def replace_dead_codewords(model: FddTransceiver, h_train: torch.Tensor, n_tiers
         y = model.pilots(h_train[pick.to(h_train.device)], cfg.noise_power, cfg.power, generator=None)
         v = model.extract(y)
     model.train(was)
+    return v
+
+
+def kmeans_init_tiers(model: FddTransceiver, h_train: torch.Tensor, tiers: list[int], cfg: TransceiverTraining,
+                      seed: int, n_samples: int = 8192, n_iter: int = 10) -> None:
+    """Set each tier in ``tiers`` (in order) to k-means centers of the current residual features
+    (after the tiers before it), so that a tier starts where the data is."""
+    from chanlab.quant.vector import kmeans
+
+    gen = torch.Generator().manual_seed(int(seed))
+    v = _sample_features(model, h_train, cfg, gen, n_samples)
+    for s, users in model._slots(v.shape[1]):
+        q = model.quantizers[s]
+        flat = v[:, users].reshape(-1, v.shape[-1])
+        for t in tiers:
+            with torch.no_grad():
+                residual = flat - q.quantize(flat, n_tiers=t)[0] if t else flat
+                k = min(1 << q.tier_bits[t], residual.shape[0])
+                centers, _ = kmeans(residual, k, n_iter=n_iter, seed=seed + t)
+                q.codebooks[t][:k] = centers.to(q.codebooks[t].dtype)
+
+
+def replace_dead_codewords(model: FddTransceiver, h_train: torch.Tensor, n_tiers: int, cfg: TransceiverTraining,
+                           seed: int, n_samples: int = 4096) -> int:
+    """Move never-selected codewords of the trainable tiers onto residuals of current features
+    (frozen tiers are left alone: later tiers were trained on their output)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    v = _sample_features(model, h_train, cfg, gen, n_samples)
     replaced = 0
     for s, users in model._slots(v.shape[1]):
         counts = model.quantizers[s].replace_unused(v[:, users].reshape(-1, v.shape[-1]), n_tiers=n_tiers,
@@ -334,9 +372,11 @@ def train_expansion(model: FddTransceiver, extra_bits: list[int], h_train: torch
                     return 0
                 return replace_dead_codewords(model, h_train, n_tiers, cfg, seed + epoch)
 
+            ckpt = checkpoint(f"{desc}-tier{tier + 1}") if checkpoint else None
+            if cfg.kmeans_init and (ckpt is None or not ckpt.exists()):
+                kmeans_init_tiers(model, h_train, [tier], cfg, seed + 5000 + stage)
             history = StageHistory(stage=stage, n_tiers=tier + 1, val_sum_rate=[], train_loss=[])
-            _stage(model, step, validate, after_epoch, h_train, cfg, cfg.epochs, seed + 5000 + stage,
-                   checkpoint(f"{desc}-tier{tier + 1}") if checkpoint else None,
+            _stage(model, step, validate, after_epoch, h_train, cfg, cfg.epochs, seed + 5000 + stage, ckpt,
                    f"{desc} tier {tier + 1}", history, train_mode=train_mode)
             histories.append(history)
     finally:
