@@ -111,26 +111,11 @@ def _transceiver(cfg: SnrConfig, tier_bits: list[int], seed: int, n_ant: int):
 
 def _proposed_rates(model, h, snrs, power: float, seed: int) -> tuple[list[float], dict[str, int]]:
     """Sum rate through the real feedback path at each SNR, and the feedback size per user."""
-    from chanlab.metrics.rates import sum_rate
-    from chanlab.precoding.training import noise_power
+    from chanlab.precoding.scalable import ScalableTransceiver
 
-    model.eval()
-    rates, sizes = [], set()
-    for i, snr in enumerate(snrs):
-        sigma2 = noise_power(snr, power)
-        gen = torch.Generator(device=h.device).manual_seed(seed + i)
-        total = 0.0
-        with torch.no_grad():
-            for lo in range(0, h.shape[0], 2000):
-                hc = h[lo:lo + 2000]
-                streams = model.feedback(model.pilots(hc, sigma2, power, generator=gen))
-                sizes.update(len(s) for row in streams for s in row)
-                w = model.precode(streams, power)
-                total += float(sum_rate(hc, w, sigma2, check=False).sum())
-        rates.append(total / h.shape[0])
-    if len(sizes) != 1:
-        raise RuntimeError(f"feedback streams of different lengths: {sorted(sizes)}")
-    return rates, {"payload_bits": sum(model.quantizer.tier_bits), "stream_bits": 8 * sizes.pop()}
+    st = ScalableTransceiver(model)
+    rated = [st.sum_rate(h, snr, power, seed=seed + i) for i, snr in enumerate(snrs)]
+    return [r for r, _ in rated], {"payload_bits": st.trained_bits, "stream_bits": rated[0][1]}
 
 
 def _rates(precode, h, snrs, power: float, seed: int) -> list[float]:

@@ -16,7 +16,7 @@
 
 Where each number comes from: ``results["sum_rate"][SCHEME][str(x)]`` is the mean test sum
 rate (bit/s/Hz) at budget / user count / area ``x``; learned schemes are evaluated through
-their real byte strings (``_scalable_rate``), ``results["stream_bits"]`` holds the length of
+their real byte strings (``ScalableTransceiver.sum_rate``), ``results["stream_bits"]`` holds the length of
 one user's feedback at each budget. ``results["models_trained"]`` counts the trained models of
 each scheme.
 """
@@ -35,24 +35,6 @@ from chanlab.core.registry import Claim, Experiment, register
 from chanlab.experiments.precoding import (_QUICK, _SMOKE, PAPER, Data, Net, Sohrabi, SnrConfig, _splits,
                                            _tier_bits, _transceiver)
 from chanlab.precoding.training import TransceiverTraining
-
-
-def _scalable_rate(st, h: torch.Tensor, snr_db: float, power: float, bits: int, seed: int) -> tuple[float, int]:
-    """Mean sum rate through ``st``'s real feedback at ``bits``, and the stream length in bits."""
-    from chanlab.metrics.rates import sum_rate
-    from chanlab.precoding.training import noise_power
-
-    sigma2 = noise_power(snr_db, power)
-    gen = torch.Generator(device=h.device).manual_seed(seed)
-    total, sizes = 0.0, set()
-    for lo in range(0, h.shape[0], 2000):
-        hc = h[lo:lo + 2000]
-        streams = st.feedback(st.receive(hc, sigma2, power, generator=gen), bits=bits)
-        sizes.update(len(s) for row in streams for s in row)
-        total += float(sum_rate(hc, st.precode(streams, power, bits=bits), sigma2, check=False).sum())
-    if len(sizes) != 1:
-        raise RuntimeError(f"feedback streams of different lengths: {sorted(sizes)}")
-    return total / h.shape[0], 8 * sizes.pop()
 
 
 def _classical(h_train, h_test, snr_db, power, n_pilots, bits_list, seed, lloyd_iter, *, covariance_from=None):
@@ -170,7 +152,7 @@ def run_feedback_bits(cfg: FeedbackBitsConfig, ctx) -> dict[str, Any]:
         st = ScalableTransceiver(model, seed=ctx.seed)
         out["sum_rate"][schedule] = {}
         for b in cfg.deploy_bits:
-            rate, stream = _scalable_rate(st, sp.test, snr, power, b, ctx.seed)
+            rate, stream = st.sum_rate(sp.test, snr, power, b, seed=ctx.seed)
             out["sum_rate"][schedule][str(b)] = rate
             out["stream_bits"][str(b)] = stream
         if schedule == "progressive" and cfg.expand_bits:
@@ -180,7 +162,7 @@ def run_feedback_bits(cfg: FeedbackBitsConfig, ctx) -> dict[str, Any]:
             out["training"]["expansion"] = history_dict(hist)
             st = ScalableTransceiver(model, seed=ctx.seed)
             for b in cfg.expand_bits:
-                rate, stream = _scalable_rate(st, sp.test, snr, power, b, ctx.seed)
+                rate, stream = st.sum_rate(sp.test, snr, power, b, seed=ctx.seed)
                 out["sum_rate"][schedule][str(b)] = rate
                 out["stream_bits"][str(b)] = stream
     out["sum_rate"]["sohrabi"] = {}
@@ -275,7 +257,7 @@ def run_users(cfg: UsersConfig, ctx) -> dict[str, Any]:
     out["models_trained"]["shared"] = 1
     st = ScalableTransceiver(model, seed=ctx.seed)
     for k in counts:
-        out["sum_rate"]["shared"][str(k)] = _scalable_rate(st, sp.test[:, :k], snr, power, cfg.bits, ctx.seed)[0]
+        out["sum_rate"]["shared"][str(k)] = st.sum_rate(sp.test[:, :k], snr, power, cfg.bits, seed=ctx.seed)[0]
     n = cfg.net
     if cfg.individual:
         out["sum_rate"]["individual"] = {}
@@ -396,7 +378,7 @@ def run_unseen(cfg: UnseenConfig, ctx) -> dict[str, Any]:
     for area, h in tests.items():
         lmmse = LmmseZf.fit(h, cfg.n_pilots)            # the area's own covariance (module docstring)
         r = out["sum_rate"]
-        r["proposed"][area] = _scalable_rate(st, h, snr, power, cfg.bits, seed)[0]
+        r["proposed"][area] = st.sum_rate(h, snr, power, cfg.bits, seed=seed)[0]
         r["lmmse_zf"][area] = evaluate_sum_rate(lambda hc, s2, g: lmmse(hc, s2, power, g), h, snr, power, seed=seed)
         r["lloyd_zf"][area] = evaluate_sum_rate(lambda hc, s2, g: lloyd(hc, s2, power), h, snr, power, seed=seed)
         r["zf_csit"][area] = evaluate_sum_rate(lambda hc, s2, g: zf_csit(hc, power), h, snr, power, seed=seed)
