@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -149,7 +149,7 @@ def _train_sohrabi(cfg: SnrConfig, sp, ctx, out: dict[str, Any]) -> None:
     model = SohrabiTransceiver(sp.train.shape[-1], cfg.n_users, cfg.n_pilots, cfg.bits,
                                hidden=cfg.sohrabi.hidden, bs_hidden=cfg.sohrabi.bs_hidden,
                                seed=ctx.seed).to(ctx.device)
-    tcfg = _replace(cfg.training, epochs=cfg.sohrabi.epochs)
+    tcfg = replace(cfg.training, epochs=cfg.sohrabi.epochs)
     t0 = time.perf_counter()
     hist = train_sum_rate_model(model, sp.train, sp.val, tcfg, seed=ctx.seed,
                                 checkpointer=ctx.checkpoint("sohrabi"), desc="Sohrabi DNN")
@@ -158,12 +158,6 @@ def _train_sohrabi(cfg: SnrConfig, sp, ctx, out: dict[str, Any]) -> None:
     power = cfg.training.power
     out["sum_rate"]["sohrabi"] = _rates(lambda h, s2, g: model(h, s2, power, generator=g), sp.test, cfg.snrs,
                                         power, ctx.seed)
-
-
-def _replace(cfg: TransceiverTraining, **changes) -> TransceiverTraining:
-    from dataclasses import replace
-
-    return replace(cfg, **changes)
 
 
 def run_snr(cfg: SnrConfig, ctx) -> dict[str, Any]:
@@ -281,9 +275,12 @@ register(Experiment(
 
 @dataclass(frozen=True)
 class StagesConfig:
+    """``training.epochs`` is the budget of each model in total, split equally over its ``N``
+    progressive stages, so that configurations are compared at the same number of updates."""
+
     data: Data = field(default_factory=Data)
     net: Net = field(default_factory=Net)
-    training: TransceiverTraining = field(default_factory=lambda: TransceiverTraining(snr_db=10.0))
+    training: TransceiverTraining = field(default_factory=lambda: TransceiverTraining(snr_db=10.0, epochs=300))
     n_users: int = 6
     n_pilots: int = 32
     points: tuple[str, ...] = ("15x1", "15x3", "15x5", "30x2", "30x3", "30x5", "30x6", "30x10")   # "BxN"
@@ -319,7 +316,9 @@ def run_stages(cfg: StagesConfig, ctx) -> dict[str, Any]:
         tier_bits = _tier_bits(b, n)
         model = _transceiver(snr_cfg, tier_bits, ctx.seed, n_ant).to(ctx.device)
         t0 = time.perf_counter()
-        hist = train_transceiver(model, sp.train, sp.val, cfg.training, seed=ctx.seed,
+        # every configuration gets the same number of updates: `training.epochs` in all, split over its N stages
+        per_stage = replace(cfg.training, epochs=max(1, cfg.training.epochs // n))
+        hist = train_transceiver(model, sp.train, sp.val, per_stage, seed=ctx.seed,
                                  checkpoint=ctx.checkpoint, desc=f"B{b}-N{n}")
         codewords = n * 2 ** (b // n)
         out["stages"].append({"bits": b, "n_tiers": n, "codewords": codewords, "log2_codewords": math.log2(codewords),
@@ -371,7 +370,7 @@ register(Experiment(
                                                                                    "bits", "n_tiers", "snrs"))},
                            points=("4x1", "4x2")),
              "quick": dict({k: v for k, v in _QUICK.items() if not k.startswith(("sohrabi", "lloyd", "wmmse"))},
-                           points=("15x1", "15x3", "15x5", "30x3", "30x5"), **{"training.epochs": 5}),
+                           points=("15x1", "15x3", "15x5", "30x3", "30x5"), **{"training.epochs": 15}),
              "paper": {}},
     claims=(Claim("Fewer stages (larger sub-codebooks) give a higher sum rate and more codewords at each B",
                   _fewer_stages_higher_rate),),
