@@ -64,3 +64,18 @@ def test_round_trip_through_dict():
 
 def test_flat_fields_lists_leaves():
     assert set(flat_fields(Cfg)) == {"name", "train.lr", "train.epochs", "train.widths", "k", "flag"}
+
+
+def test_operand_dtype_promotes_and_checks_finiteness():
+    import pytest
+    import torch
+    from chanlab.core.errors import DataError
+    from chanlab.core.validation import operand_dtype
+
+    a = torch.ones(2, dtype=torch.complex64)
+    b = torch.ones(2, dtype=torch.complex128)
+    assert operand_dtype(a, b, ("a", "b")) == torch.complex128
+    bad = torch.tensor([float("nan")], dtype=torch.complex64)
+    with pytest.raises(DataError, match="b: contains NaN"):
+        operand_dtype(a, bad, ("a", "b"))
+    assert operand_dtype(a, bad, ("a", "b"), finite=False) == torch.complex64

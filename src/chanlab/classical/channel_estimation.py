@@ -47,8 +47,8 @@ import math
 import torch
 
 from chanlab.core.errors import ConfigError, DataError
-from chanlab.core.validation import check_complex, check_finite, check_int_range, check_ndim
-from chanlab.metrics.rates import noise_matrix
+from chanlab.core.validation import check_complex, check_finite, check_int_range, check_ndim, operand_dtype
+from chanlab.metrics.rates import noise_matrix, scalar_noise_power
 
 
 def _check_tensor(x, name: str) -> torch.Tensor:
@@ -150,12 +150,7 @@ def receive_pilots(h: torch.Tensor, pilots: torch.Tensor, noise_power: float | t
     check_ndim(h, 3, "h", "[batch, K, M]")
     check_complex(h, "h")
     pilots = _check_pilots(pilots, int(h.shape[-1]))
-    if pilots.device != h.device:
-        raise DataError(f"h, pilots: expected one device, got {h.device} and {pilots.device}")
-    if check:
-        check_finite(h, "h")
-        check_finite(pilots, "pilots")
-    dtype = torch.promote_types(h.dtype, pilots.dtype)
+    dtype = operand_dtype(h, pilots, ("h", "pilots"), check)
     b, k, _ = (int(s) for s in h.shape)
     y = h.to(dtype) @ pilots.to(dtype).conj()                       # [B, K, L]: y[b,k,l] = x_l^H h_k
     sigma2 = noise_matrix(noise_power, b, k, _real_dtype(dtype), h.device, check)
@@ -165,20 +160,9 @@ def receive_pilots(h: torch.Tensor, pilots: torch.Tensor, noise_power: float | t
 
 def _scalar_noise(noise_power) -> float | None:
     """The noise power as a validated float if it is one number, else None."""
-    if isinstance(noise_power, torch.Tensor):
-        if noise_power.numel() != 1 or noise_power.is_complex():
-            return None
-        value = float(noise_power)
-    elif isinstance(noise_power, bool):
-        raise DataError(f"noise_power: expected a float or a tensor, got {noise_power!r}")
-    else:
-        try:
-            value = float(noise_power)
-        except (TypeError, ValueError):
-            raise DataError(f"noise_power: expected a float or a tensor, got {noise_power!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise DataError(f"noise_power: expected a finite number > 0, got {value}")
-    return value
+    if isinstance(noise_power, torch.Tensor) and (noise_power.numel() != 1 or noise_power.is_complex()):
+        return None
+    return scalar_noise_power(noise_power)
 
 
 def _check_covariance(covariance, n_ant: int, batch: int | None) -> torch.Tensor:

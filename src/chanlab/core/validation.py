@@ -49,6 +49,17 @@ def check_finite(x: ArrayLike, name: str, error: type[ChanlabError] = DataError)
         raise error(f"{name}: contains NaN or infinite values")
 
 
+def operand_dtype(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str], finite: bool = True) -> torch.dtype:
+    """Check that two tensors of one product sit on one device (and, with ``finite``, hold no
+    NaN or inf); return their promoted dtype."""
+    if a.device != b.device:
+        raise DataError(f"{names[0]}, {names[1]}: expected tensors on one device, got {a.device} and {b.device}")
+    if finite:
+        check_finite(a, names[0])
+        check_finite(b, names[1])
+    return torch.promote_types(a.dtype, b.dtype)
+
+
 def check_complex(x: ArrayLike, name: str, error: type[ChanlabError] = DataError) -> None:
     """Raise unless ``x`` has a complex dtype."""
     is_complex = x.is_complex() if isinstance(x, torch.Tensor) else np.iscomplexobj(x)

@@ -43,7 +43,7 @@ import math
 import torch
 
 from chanlab.core.errors import DataError
-from chanlab.core.validation import check_complex, check_finite, check_ndim
+from chanlab.core.validation import check_complex, check_ndim, operand_dtype
 
 _LN2 = math.log(2.0)
 
@@ -119,12 +119,7 @@ def _prepare(h: torch.Tensor, v: torch.Tensor, check: bool) -> tuple[torch.Tenso
         raise DataError(
             f"v: expected shape [batch={b}, n_tx={n_tx}, n_users={n_users}] to match h "
             f"(after flattening any cell-free layout), got {_shape(v)}")
-    if h.device != v.device:
-        raise DataError(f"h, v: expected tensors on one device, got {h.device} and {v.device}")
-    if check:
-        check_finite(h, "h")
-        check_finite(v, "v")
-    dtype = torch.promote_types(h.dtype, v.dtype)
+    dtype = operand_dtype(h, v, ("h", "v"), check)
     return h.to(dtype), v.to(dtype)
 
 
@@ -146,6 +141,11 @@ def noise_matrix(noise_power: float | torch.Tensor, batch: int, n_users: int, re
                 raise DataError("noise_power: expected finite values > 0, got "
                                 f"min {float(sigma2.min())}, max {float(sigma2.max())}")
         return sigma2
+    return torch.full((batch, n_users), scalar_noise_power(noise_power), dtype=real, device=device)
+
+
+def scalar_noise_power(noise_power: object) -> float:
+    """A noise power given as one number (not a bool), checked finite and > 0, as a float."""
     if isinstance(noise_power, bool):
         raise DataError(f"noise_power: expected a float or a tensor, got {noise_power!r}")
     try:
@@ -154,7 +154,7 @@ def noise_matrix(noise_power: float | torch.Tensor, batch: int, n_users: int, re
         raise DataError(f"noise_power: expected a float or a tensor, got {noise_power!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise DataError(f"noise_power: expected a finite number > 0, got {value}")
-    return torch.full((batch, n_users), value, dtype=real, device=device)
+    return value
 
 
 def sinr(h: torch.Tensor, v: torch.Tensor, noise_power: float | torch.Tensor, *,
