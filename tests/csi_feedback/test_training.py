@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
-from chanlab.core.errors import ConfigError
+from chanlab.core.errors import ConfigError, DataError
 from chanlab.csi_feedback.data import feedback_csi, make_splits, nmse_db, rho
 from chanlab.csi_feedback.model import SCHEMES, FeedbackAutoencoder, get_scheme
 from chanlab.csi_feedback.training import FeedbackTraining, evaluate_feedback, train_feedback
@@ -100,3 +101,42 @@ def test_pca_baseline_with_bit_allocation():
     assert int(bits.sum()) == 48 and bits[0] > bits[-1]        # strong components get more bits
     fine = PcaFeedback(16, 6, alloc_samples=600).fit(x[:600]).evaluate(x[600:], n_sc=16)
     assert fine["nmse_db"] < r["nmse_db"]                      # more bits, less error
+
+
+def test_calibrated_model_standardizes_input_and_maps_the_linear_head_back(x, tmp_path):
+    torch.manual_seed(0)
+    enc, dec = make_autoencoder("csinet", 16, n_ant=8, n_delay=8, output="linear")
+    net = FeedbackAutoencoder(enc, dec).calibrate(x)
+    std = float((x.double() - 0.5).square().mean().sqrt())
+    assert float(net.center) == 0.5 and float(net.scale) == pytest.approx(std, rel=1e-6)
+    net.eval()
+    torch.testing.assert_close(net.encode(x[:4]), enc((x[:4] - 0.5) / std))
+    z = net.encode(x[:4])
+    torch.testing.assert_close(net.decode(z), 0.5 + std * dec(z))
+    # the standardization travels with the weights
+    torch.save(net.state_dict(), tmp_path / "m.pt")
+    torch.manual_seed(1)
+    other = FeedbackAutoencoder(*make_autoencoder("csinet", 16, n_ant=8, n_delay=8, output="linear"))
+    other.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    other.eval()
+    torch.testing.assert_close(other(x[:4])[0], net(x[:4])[0])
+
+
+def test_calibrated_model_trains_and_sends_real_bitstreams(x):
+    torch.manual_seed(0)
+    net = FeedbackAutoencoder(*make_autoencoder("csinet", 16, n_ant=8, n_delay=8, output="linear")).calibrate(x[:64])
+    train_feedback(net, "proposed", 2, x[:64], x[64:80], CFG)
+    r = evaluate_feedback(net, x[80:], n_sc=16)
+    assert r["stream_bits"] == 32 and np.isfinite(r["nmse_db"])
+    streams = net.compress(x[80:])
+    torch.testing.assert_close(net.decompress(streams), net.eval()(x[80:])[0])
+
+
+def test_calibrate_rejects_bad_inputs():
+    net = model()
+    with pytest.raises(DataError, match="at least 2"):
+        net.calibrate(torch.rand(1, 2, 8, 8))
+    with pytest.raises(DataError, match="NaN"):
+        net.calibrate(torch.full((4, 2, 8, 8), float("nan")))
+    with pytest.raises(DataError, match="constant"):
+        net.calibrate(torch.full((4, 2, 8, 8), 0.5))

@@ -94,6 +94,19 @@ def test_config_and_data_errors():
         enc(torch.rand(1, 2, 32, 16))
     with pytest.raises(DataError, match=r"\[batch, 16\]"):
         dec(torch.rand(1, 17))
+    with pytest.raises(ConfigError, match="sigmoid, linear"):
+        make_autoencoder("csinet", 16, output="tanh")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_linear_head_is_the_sigmoid_heads_pre_activation(name):
+    torch.manual_seed(0)
+    enc, dec = make_autoencoder(name, 8, n_ant=8, n_delay=8)
+    torch.manual_seed(0)
+    enc_l, dec_l = make_autoencoder(name, 8, n_ant=8, n_delay=8, output="linear")
+    enc.eval(), dec.eval(), enc_l.eval(), dec_l.eval()
+    z = enc(torch.rand(3, 2, 8, 8))
+    torch.testing.assert_close(dec(z), torch.sigmoid(dec_l(z)))
 
 
 def test_tiny_overfit():

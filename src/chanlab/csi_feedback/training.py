@@ -67,7 +67,7 @@ def encode_all(model: FeedbackAutoencoder, x: torch.Tensor, chunk: int = 1000) -
     was = model.training
     model.eval()
     dev = next(model.parameters()).device
-    z = torch.cat([model.encoder(part.to(dev)) for part in x.split(chunk)])
+    z = torch.cat([model.encode(part.to(dev)) for part in x.split(chunk)])
     model.train(was)
     return z
 
@@ -155,7 +155,7 @@ def train_feedback(model: FeedbackAutoencoder, scheme_name: str, bits: int, x_tr
     dev = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     x_alloc = x_train[torch.randperm(len(x_train), generator=gen)[:cfg.alloc_samples]]
-    m = model.encoder(x_alloc[:2].to(dev)).shape[1]
+    m = model.encode(x_alloc[:2].to(dev)).shape[1]
     if scheme.quantizer is not None and not scheme.post_hoc and model.quantizer is None:
         model.quantizer = make_quantizer(scheme_name, m, bits, encode_all(model, x_alloc), cfg).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -45,6 +45,7 @@ class TableConfig:
     data: Data = field(default_factory=Data)
     training: FeedbackTraining = field(default_factory=FeedbackTraining)
     arch: str = "csinet"
+    standardize: bool = True       # standardized input and linear head; False: CsiNet's sigmoid on raw inputs
     points: tuple[str, ...] = ("512x2", "512x3", "512x4", "512x5", "256x4")   # "MxB"
     schemes: tuple[str, ...] = ()
 
@@ -73,17 +74,22 @@ def _splits(data: Data, n_sc: int | None = None, environment: str | None = None)
                        n_sc=n_sc or data.n_sc, n_ant=data.n_ant, n_delay=data.n_delay)
 
 
-def _model(arch: str, data: Data, m: int, seed: int):
+def _model(arch: str, data: Data, m: int, seed: int, standardize: bool, x_train: torch.Tensor):
+    """The autoencoder; ``standardize`` calibrates it on ``x_train`` with the linear head
+    (:class:`~chanlab.csi_feedback.model.FeedbackAutoencoder`), else it is CsiNet's plain sigmoid model."""
     from chanlab.csi_feedback.model import FeedbackAutoencoder
     from chanlab.nn.csinet import make_autoencoder
 
     torch.manual_seed(seed)
-    enc, dec = make_autoencoder(arch, m, n_ant=data.n_ant, n_delay=data.n_delay)
-    return FeedbackAutoencoder(enc, dec)
+    enc, dec = make_autoencoder(arch, m, n_ant=data.n_ant, n_delay=data.n_delay,
+                                output="linear" if standardize else "sigmoid")
+    model = FeedbackAutoencoder(enc, dec)
+    return model.calibrate(x_train) if standardize else model
 
 
 def _train_eval(scheme: str, m: int, b: int, train_x, val_x, tests: dict[str, torch.Tensor],
-                cfg_t: FeedbackTraining, arch: str, data: Data, ctx, tag: str) -> dict[str, dict[str, Any]]:
+                cfg_t: FeedbackTraining, arch: str, data: Data, ctx, tag: str,
+                standardize: bool = True) -> dict[str, dict[str, Any]]:
     """Train one scheme at (M, B); its metrics on every named test set (``{name: {...}}``)."""
     from chanlab.csi_feedback.training import evaluate_feedback, train_feedback
 
@@ -94,7 +100,7 @@ def _train_eval(scheme: str, m: int, b: int, train_x, val_x, tests: dict[str, to
         model = PcaFeedback(m, b, alloc_samples=20000).fit(train_x)
         out = {name: model.evaluate(x, data.n_sc) for name, x in tests.items()}
     else:
-        model = _model(arch, data, m, ctx.seed).to(ctx.device)
+        model = _model(arch, data, m, ctx.seed, standardize, train_x).to(ctx.device)
         train_feedback(model, scheme, b, train_x, val_x, cfg_t, seed=ctx.seed,
                        checkpoint=ctx.checkpoint(f"{tag}-{scheme}-{m}x{b}"), desc=f"{scheme} {m}x{b}")
         out = {name: evaluate_feedback(model, x, data.n_sc) for name, x in tests.items()}
@@ -128,7 +134,7 @@ def _run_table(cfg: TableConfig, ctx, default_schemes: tuple[str, ...]) -> dict:
             rec = nq_cache[m]
         else:
             rec = _train_eval(scheme, m, b, sp.train, sp.val, {"test": sp.test}, cfg.training, cfg.arch, cfg.data,
-                              ctx, "t")["test"]
+                              ctx, "t", cfg.standardize)["test"]
             if scheme == "nq":
                 nq_cache[m] = rec
         results["points"][-1]["methods"][scheme] = rec
@@ -235,6 +241,7 @@ class DynamicConfig:
     data: Data = field(default_factory=Data)
     training: FeedbackTraining = field(default_factory=FeedbackTraining)
     arch: str = "csinet-pro"
+    standardize: bool = True       # as TableConfig.standardize
     m: int = 256
     b: int = 3
     scheme: str = "proposed"
@@ -257,6 +264,9 @@ def run_dynamic(cfg: DynamicConfig, ctx) -> dict:
                           "hold one configuration each, so this experiment uses the generated data")
     d, t, m, b = cfg.data, (cfg.training, cfg.arch), cfg.m, cfg.b
 
+    def train_eval(train_x, val_x, tests, tag):
+        return _train_eval(cfg.scheme, m, b, train_x, val_x, tests, *t, d, ctx, tag, cfg.standardize)
+
     def splits(environment, n_sc, scale=None):
         return make_splits(environment, d.n_train, d.n_val, d.n_test, n_sc=n_sc, n_ant=d.n_ant, n_delay=d.n_delay,
                            scale=scale)
@@ -268,26 +278,25 @@ def run_dynamic(cfg: DynamicConfig, ctx) -> dict:
     # subcarriers: Direct trains at d.n_sc; Upper trains and tests at each N_c; Joint trains on all
     changed = {n: splits(d.environment, n, scale=base.scale) for n in cfg.subcarriers}
     other_in_base_scale = splits(other_env, d.n_sc, scale=base.scale)
-    direct = _train_eval(cfg.scheme, m, b, base.train, base.val, {f"{n}": changed[n].test for n in cfg.subcarriers}
-                         | {f"{d.n_sc}": base.test, other_env: other_in_base_scale.test}, *t, d, ctx, "direct")
+    direct = train_eval(base.train, base.val, {f"{n}": changed[n].test for n in cfg.subcarriers}
+                        | {f"{d.n_sc}": base.test, other_env: other_in_base_scale.test}, "direct")
     joint_train = _mix([base.train] + [changed[n].train for n in cfg.subcarriers], d.n_train, ctx.seed)
     joint_val = _mix([base.val] + [changed[n].val for n in cfg.subcarriers], d.n_val, ctx.seed)
-    joint = _train_eval(cfg.scheme, m, b, joint_train, joint_val, {f"{n}": changed[n].test for n in cfg.subcarriers},
-                        *t, d, ctx, "joint-sc")
+    joint = train_eval(joint_train, joint_val, {f"{n}": changed[n].test for n in cfg.subcarriers}, "joint-sc")
     for n in cfg.subcarriers:
         own = splits(d.environment, n)
-        upper = _train_eval(cfg.scheme, m, b, own.train, own.val, {"test": own.test}, *t, d, ctx, f"upper-{n}")
+        upper = train_eval(own.train, own.val, {"test": own.test}, f"upper-{n}")
         res["subcarriers"][str(n)] = {"upper": upper["test"]["nmse_db"], "direct": direct[f"{n}"]["nmse_db"],
                                       "joint": joint[f"{n}"]["nmse_db"]}
 
     # channel statistics: indoor <-> outdoor
     other = splits(other_env, d.n_sc)
     base_in_other_scale = splits(d.environment, d.n_sc, scale=other.scale)
-    upper_other = _train_eval(cfg.scheme, m, b, other.train, other.val, {"test": other.test,
-                              d.environment: base_in_other_scale.test}, *t, d, ctx, f"upper-{other_env}")
-    joint_env = _train_eval(cfg.scheme, m, b, _mix([base.train, other_in_base_scale.train], d.n_train, ctx.seed),
-                            _mix([base.val, other_in_base_scale.val], d.n_val, ctx.seed),
-                            {d.environment: base.test, other_env: other_in_base_scale.test}, *t, d, ctx, "joint-env")
+    upper_other = train_eval(other.train, other.val, {"test": other.test, d.environment: base_in_other_scale.test},
+                             f"upper-{other_env}")
+    joint_env = train_eval(_mix([base.train, other_in_base_scale.train], d.n_train, ctx.seed),
+                           _mix([base.val, other_in_base_scale.val], d.n_val, ctx.seed),
+                           {d.environment: base.test, other_env: other_in_base_scale.test}, "joint-env")
     res["environments"] = {
         d.environment: {"upper": direct[f"{d.n_sc}"]["nmse_db"], "direct": upper_other[d.environment]["nmse_db"],
                         "joint": joint_env[d.environment]["nmse_db"]},
@@ -339,6 +348,7 @@ class RangesConfig:
     training: FeedbackTraining = field(default_factory=FeedbackTraining)
     m: int = 512
     archs: tuple[str, ...] = ("csinet", "csinet-v1", "csinet-v2", "csinet-pro")
+    standardize: bool = True       # as TableConfig.standardize
 
 
 def run_ranges(cfg: RangesConfig, ctx) -> dict:
@@ -348,7 +358,7 @@ def run_ranges(cfg: RangesConfig, ctx) -> dict:
     sp = _splits(cfg.data)
     out: dict[str, Any] = {"m": cfg.m, "archs": {}}
     for arch in progress(cfg.archs, desc="encoders", unit="encoder"):
-        model = _model(arch, cfg.data, cfg.m, ctx.seed).to(ctx.device)
+        model = _model(arch, cfg.data, cfg.m, ctx.seed, cfg.standardize, sp.train).to(ctx.device)
         from chanlab.csi_feedback.training import train_feedback
 
         train_feedback(model, "nq", 1, sp.train, sp.val, cfg.training, seed=ctx.seed,
