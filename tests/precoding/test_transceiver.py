@@ -66,6 +66,16 @@ def test_individual_feedback_variant_has_one_module_per_user_and_fixed_k():
         FddTransceiver(8, 4, 16, [3], individual_feedback=True)
 
 
+def test_codebook_fits_see_as_many_features_per_module_shared_or_individual():
+    from chanlab.precoding.training import _sample_features
+
+    h, cfg, gen = _h(400), TransceiverTraining(snr_db=10.0), torch.Generator().manual_seed(0)
+    shared = _sample_features(_model(), h, cfg, gen, 90)
+    individual = _sample_features(_model(individual_feedback=True, n_users=3), h, cfg, gen, 90)
+    assert shared.shape[:2] == (30, 3)           # 90 features for the one shared module
+    assert individual.shape[:2] == (90, 3)       # 90 features for each user's module
+
+
 def test_input_validation():
     model = _model()
     with pytest.raises(DataError, match="n_ant"):

@@ -268,8 +268,11 @@ def run_users(cfg: UsersConfig, ctx) -> dict[str, Any]:
                                  n_layers=n.n_layers, alpha=n.alpha, beta=n.beta, individual_feedback=True,
                                  n_users=k, seed=ctx.seed).to(ctx.device)
             sk = sp.users(k)
-            train_transceiver(ind, sk.train, sk.val, replace(cfg.training, users=()), seed=ctx.seed,
-                              checkpoint=ctx.checkpoint, desc=f"individual-K{k}")
+            t0 = time.perf_counter()
+            hist_k = train_transceiver(ind, sk.train, sk.val, replace(cfg.training, users=()), seed=ctx.seed,
+                                       checkpoint=ctx.checkpoint, desc=f"individual-K{k}")
+            out["training"].setdefault("individual", {})[str(k)] = {"stages": history_dict(hist_k),
+                                                                    "seconds": time.perf_counter() - t0}
             out["sum_rate"]["individual"][str(k)] = transceiver_sum_rate(ind, sk.test, snr, power, seed=ctx.seed)
         out["models_trained"]["individual"] = len(counts)
     if cfg.with_sohrabi:

@@ -255,8 +255,11 @@ def pick_users(h: torch.Tensor, users: tuple[int, ...], generator: torch.Generat
 
 def _sample_features(model: FddTransceiver, h_train: torch.Tensor, cfg: TransceiverTraining,
                      gen: torch.Generator, n_samples: int) -> torch.Tensor:
-    """Current features ``[n, K, D]`` (eval mode, no gradients) of about ``n_samples`` random training users."""
-    pick = torch.randperm(h_train.shape[0], generator=gen)[:max(1, n_samples // h_train.shape[1])]
+    """Current features ``[n, K, D]`` (eval mode, no gradients): about ``n_samples`` random training
+    users for each feedback module, so that each individual module's codebook is fitted on as many
+    features as the shared one (its user slot sees one user per drop)."""
+    users_per_module = max(1, h_train.shape[1] // model.n_slots)
+    pick = torch.randperm(h_train.shape[0], generator=gen)[:max(1, n_samples // users_per_module)]
     was = model.training
     model.eval()
     with torch.no_grad():
