@@ -4,6 +4,7 @@ import pytest
 
 import chanlab.experiments  # noqa: F401  (registers the experiments)
 from chanlab.core.errors import ConfigError
+from chanlab.core.registry import get_experiment
 from chanlab.core.run import run_experiment
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -19,6 +20,14 @@ def test_table2_smoke_reports_real_bits(tmp_path):
     assert methods["vector-2"]["payload_bits"] == 32
     assert "| proposed |" in (tmp_path / "t2" / "table.md").read_text()
     json.loads((tmp_path / "t2" / "results.json").read_text())
+    # every autoencoder records its output spread and what the allocation made of it
+    outputs = methods["proposed"]["encoder_outputs"]
+    assert outputs["allocation_moves_in_training"] >= 0 and outputs["ratio_std"] >= 0
+    assert methods["proposed-var1"]["encoder_outputs"]["allocation_moves_in_training"] == 0
+    # and the Proposed-vs-variants claim says so next to the NMSE it compares
+    claim = get_experiment("csi_feedback/table2").claims[1]
+    _, measured = claim.check(res.results)
+    assert f"proposed's B_m in [{methods['proposed']['bits_min']}, {methods['proposed']['bits_max']}]" in measured
 
 
 def test_table1_smoke(tmp_path):
