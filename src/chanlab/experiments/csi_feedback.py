@@ -3,7 +3,8 @@
 Every trained model is evaluated through its real bitstream (:func:`evaluate_feedback`), so the
 bits in ``results.json`` are stream lengths. Where a number comes from:
 ``results["points"][i]["methods"][SCHEME]`` is the test NMSE / ρ / bits of one scheme at the
-point ``(M, B)``, computed in :func:`_train_eval`.
+point ``(M, B)``, computed in :func:`_train_eval`, with its ``encoder_outputs``
+(:func:`chanlab.csi_feedback.ranges.range_report` on ``training.alloc_samples`` training CSI).
 
 Quick preset (a 2-core CPU in minutes): 16 antennas × 16 delay taps instead of 32 × 32 (the
 paper's compression ratios kept: M = 128 and 64 are its 512 and 256), 10 000 training CSI,
@@ -191,11 +192,12 @@ def _proposed_beats(rivals_prefix: tuple[str, ...], explain_allocation: bool = F
         ok, parts = True, []
         for i, p in enumerate(results["points"]):
             mine = _nmse(results, i, "proposed")
+            before = len(parts)
             for s, rec in p["methods"].items():
                 if s.startswith(rivals_prefix):
                     ok &= mine is not None and mine < rec["nmse_db"]
                     parts.append(f"{p['m']}x{p['b']}: proposed {mine:.2f} vs {s} {rec['nmse_db']:.2f}")
-            if explain_allocation and mine is not None and parts:
+            if explain_allocation and mine is not None and len(parts) > before:
                 parts[-1] += _allocation_note(p["methods"]["proposed"])
         return ok and bool(parts), "; ".join(parts) or "no rival ran"
     return check
