@@ -6,5 +6,6 @@ from chanlab.experiments import adaptive_compression_finetune  # noqa: F401
 from chanlab.experiments import cellfree  # noqa: F401
 from chanlab.experiments import csi_feedback  # noqa: F401
 from chanlab.experiments import gridization  # noqa: F401
+from chanlab.experiments import gridization_field  # noqa: F401
 from chanlab.experiments import precoding  # noqa: F401
 from chanlab.experiments import precoding_scalable  # noqa: F401
