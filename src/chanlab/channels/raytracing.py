@@ -217,16 +217,23 @@ def _scene(name: str):
     return _SCENES[name]
 
 
-def _xy_array(xy, name: str) -> np.ndarray:
-    a = np.asarray(xy)
+def _coordinates(x, name: str, width: int, layout: str) -> np.ndarray:
+    """``x`` as a finite float64 ``[n, width]`` array, or a DataError naming ``layout``."""
+    a = np.asarray(x)
     if a.dtype.kind not in "iuf":
-        raise DataError(f"{name}: expected a real array of shape [n, 2], got dtype {a.dtype}")
+        raise DataError(f"{name}: expected a real array of shape [{'S' if width == 3 else 'n'}, {width}], "
+                        f"got dtype {a.dtype}")
     a = a.astype(np.float64)
-    if a.ndim != 2 or a.shape[1] != 2:
-        raise DataError(f"{name}: expected shape [n, 2] (x, y), got {list(a.shape)}")
+    if a.ndim != 2 or a.shape[1] != width:
+        raise DataError(f"{name}: expected shape [{'S' if width == 3 else 'n'}, {width}] ({layout}), "
+                        f"got {list(a.shape)}")
     if not np.isfinite(a).all():
         raise DataError(f"{name}: contains NaN or infinite values")
     return a
+
+
+def _xy_array(xy, name: str) -> np.ndarray:
+    return _coordinates(xy, name, 2, "x, y")
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,15 +521,7 @@ def jitter_route(route: np.ndarray, std_m: float, *, site: RtSite = RtSite(), se
 # --------------------------------------------------------------------------------------------
 
 def _positions(x, name: str) -> np.ndarray:
-    a = np.asarray(x)
-    if a.dtype.kind not in "iuf":
-        raise DataError(f"{name}: expected a real array of shape [S, 3], got dtype {a.dtype}")
-    a = a.astype(np.float64)
-    if a.ndim != 2 or a.shape[1] != 3:
-        raise DataError(f"{name}: expected shape [S, 3] (x, y, z in metres), got {list(a.shape)}")
-    if not np.isfinite(a).all():
-        raise DataError(f"{name}: contains NaN or infinite values")
-    return a
+    return _coordinates(x, name, 3, "x, y, z in metres")
 
 
 def _solver():
