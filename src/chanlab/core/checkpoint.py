@@ -70,15 +70,24 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 class Checkpointer:
-    """Keeps the latest training state of one run in ``folder/last.pt``.
+    """Keeps the latest training state of one run in ``folder/NAME.pt`` and its best weights beside it.
 
-    Training loops call :meth:`save` every few steps and :meth:`load_latest` once at start;
-    a run killed at any moment resumes from the last complete save.
+    The training engine (:mod:`chanlab.core.engine`) calls :meth:`save` on a cadence, every
+    ``every_epochs`` epochs or ``every_seconds`` seconds (whichever comes first; ``None`` turns
+    one off), at the end and on Ctrl-C, and :meth:`load_latest` once at start; a run killed at
+    any moment resumes from the last complete save. The best weights live in
+    ``NAME.best-EPOCH.pt``; only the one the latest state refers to is kept.
     """
 
-    def __init__(self, folder: str | os.PathLike, name: str = "last.pt"):
+    def __init__(self, folder: str | os.PathLike, name: str = "last.pt", *, every_epochs: int | None = 10,
+                 every_seconds: float | None = 300.0):
+        for label, value in (("every_epochs", every_epochs), ("every_seconds", every_seconds)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise CheckpointError(f"checkpoint cadence: {label} must be a positive number or None, got {value!r}")
         self.folder = Path(folder)
         self.path = self.folder / name
+        self.every_epochs = every_epochs
+        self.every_seconds = every_seconds
 
     def save(self, state: dict[str, Any], *, with_rng: bool = True) -> Path:
         """Save ``state`` (plus the global RNG states, so resumed runs draw the same numbers)."""
@@ -99,3 +108,26 @@ class Checkpointer:
         if rng is not None:
             set_rng_state(rng)
         return state
+
+    def best_path(self, epoch: int) -> Path:
+        """Where the best weights of ``epoch`` are kept."""
+        return self.folder / f"{self.path.stem}.best-{int(epoch)}{self.path.suffix}"
+
+    def save_best(self, epoch: int, weights: dict[str, Any]) -> Path:
+        """Write the best weights (a state dict) of ``epoch``."""
+        return save_checkpoint(self.best_path(epoch), {"epoch": int(epoch), "weights": weights})
+
+    def load_best(self, epoch: int, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        """The best weights saved for ``epoch`` (CheckpointError naming the file when absent)."""
+        path = self.best_path(epoch)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {self.path} refers to best weights {path.name}, which are "
+                                  f"missing; delete {self.path} to start this stage again")
+        return load_checkpoint(path, map_location=map_location)["weights"]
+
+    def prune_best(self, keep_epoch: int) -> None:
+        """Delete best-weight files of every epoch but ``keep_epoch``."""
+        keep = self.best_path(keep_epoch).name if keep_epoch >= 0 else None
+        for path in self.folder.glob(f"{self.path.stem}.best-*{self.path.suffix}"):
+            if path.name != keep:
+                path.unlink(missing_ok=True)
