@@ -2,13 +2,15 @@
 
     chanlab list
     chanlab run NAME [--preset quick] [--set key=value ...] [--out DIR] [--device auto] [--seed 0] [--resume]
-    chanlab verify NAME [--preset quick] [--set ...] [--out DIR] [--device auto] [--seed 0]
+    chanlab verify NAME [--preset quick] [--set ...] [--out DIR] [--device auto] [--seed 0] [--threads N]
+    chanlab verify NAME --results RUN_DIR          (re-check a finished run without running it)
+    chanlab report RUN_DIR... [--out report.html]
     chanlab data generate SOURCE [--num N ...] [--out FILE] [--seed 0] [--device cpu]
     chanlab data info FILE
     chanlab demo [--out DIR] [--device auto]
 
-Bad input gives a one-line message on stderr and exit status 2; a failed claim in
-``verify`` gives exit status 1.
+Bad input gives a one-line message on stderr and exit status 2; a claim that is not a PASS
+(FAIL or TIE) in ``verify`` gives exit status 1.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ def _add_run_args(p: argparse.ArgumentParser, default_preset: str = "quick") -> 
     p.add_argument("--out", default=None, help="run folder (default runs/NAME/TIMESTAMP)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
+    _add_threads_arg(p)
+
+
+def _add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch intra-op threads (default: $CHANLAB_THREADS, else the measured default; "
+                        "see benchmarks/threads.py)")
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -70,6 +79,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from chanlab.core.run import run_experiment
 
     _experiments()
+    _set_threads(args)
     result = run_experiment(args.name, preset=args.preset, overrides=args.overrides, out=args.out,
                             device=args.device, seed=args.seed, resume=args.resume)
     _print_run(result)
@@ -77,27 +87,61 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from chanlab.core.run import check_claims, run_experiment
+    from chanlab.core.atomic import atomic_write_json
+    from chanlab.core.claims import check_claims
+    from chanlab.core.run import load_run, run_experiment
 
     registry = _experiments()
     experiment = registry.get_experiment(args.name)
     if not experiment.claims:
-        print(f"{args.name}: no paper claims are registered for this experiment")
+        print(f"{args.name}: no claims are registered for this experiment")
         return 0
-    result = run_experiment(args.name, preset=args.preset, overrides=args.overrides, out=args.out,
-                            device=args.device, seed=args.seed)
-    verdicts = check_claims(experiment.claims, result.results)
+    if args.results is not None:
+        run = load_run(args.results, expect=args.name)
+        results, out = run.results, run.out
+    else:
+        _set_threads(args)
+        result = run_experiment(args.name, preset=args.preset, overrides=args.overrides, out=args.out,
+                                device=args.device, seed=args.seed)
+        results, out = result.results, result.out
+    verdicts = check_claims(experiment.claims, results)
     for v in verdicts:
-        print(f"[{'PASS' if v.passed else 'FAIL'}] {v.statement}\n       measured: {v.measured}")
-    n_pass = sum(v.passed for v in verdicts)
-    print(f"\n{n_pass} passed, {len(verdicts) - n_pass} failed  (run folder: {result.out})")
-    return 0 if n_pass == len(verdicts) else 1
+        print("\n".join(v.lines()))
+    counts = {s: sum(v.status == s for v in verdicts) for s in ("PASS", "FAIL", "TIE")}
+    atomic_write_json(out / "claims.json", [v.to_dict() for v in verdicts])
+    print(f"\nclaims: {counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['TIE']} TIE  (run folder: {out})")
+    return 0 if counts["PASS"] == len(verdicts) else 1
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    from chanlab.core.device import set_threads
+
+    set_threads(getattr(args, "threads", None))
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from chanlab.core.report import build_reports, find_runs, write_html, write_markdown, write_reproduction
+
+    _experiments()
+    reports = build_reports(find_runs(args.runs))
+    if args.reproduction is not None:
+        path = write_reproduction(reports, args.reproduction, preset=args.preset)
+        print(f"reproduction table: {path}")
+    if args.out is not None or args.reproduction is None:
+        html_path = Path(args.out or "report.html")
+        write_html(reports, html_path)
+        md_path = write_markdown(reports, html_path.with_suffix(".md"))
+        print(f"report: {html_path} (Markdown twin: {md_path}), {len(reports)} run(s)")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from chanlab.core.run import run_experiment
 
     _experiments()
+    _set_threads(args)
     print(f"chanlab demo: running {DEMO_EXPERIMENT} (preset {args.preset})")
     result = run_experiment(DEMO_EXPERIMENT, preset=args.preset, out=args.out, device=args.device, seed=args.seed)
     _print_run(result)
@@ -152,16 +196,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("verify", help="run an experiment and check the paper's claims (PASS/FAIL)")
+    p = sub.add_parser("verify", help="run an experiment (or read a finished run) and check its claims "
+                                      "(PASS / FAIL / TIE)")
     p.add_argument("name")
     _add_run_args(p)
+    p.add_argument("--results", default=None, metavar="RUN_DIR",
+                   help="check the finished run in RUN_DIR instead of running the experiment")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("report", help="one HTML page (and a Markdown twin) of finished runs: claims, "
+                                      "paper numbers, figures, config")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, or folders holding run folders")
+    p.add_argument("--out", default=None, help="the HTML page (default report.html; the .md twin beside it)")
+    p.add_argument("--reproduction", default=None, metavar="FILE",
+                   help="also write the reproduction table (REPRODUCTION.md) of every registered claim")
+    p.add_argument("--preset", default="quick", help="which runs the reproduction table reads (default quick)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help=f"the main demo ({DEMO_EXPERIMENT})")
     p.add_argument("--preset", default="quick")
     p.add_argument("--out", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    _add_threads_arg(p)
     p.set_defaults(func=_cmd_demo)
 
     data = sub.add_parser("data", help="generate or inspect channel datasets").add_subparsers(

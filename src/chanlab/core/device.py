@@ -30,3 +30,36 @@ def select_device(name: str | torch.device | None = "auto") -> torch.device:
     elif device.type != "cpu":
         raise ConfigError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
     return device
+
+
+# The default number of torch intra-op threads for `chanlab run / verify / demo`. Chosen by
+# measurement, not assumption: benchmarks/threads.py times the quick training workloads at one
+# thread and at every core on an idle machine (README there holds the measured ratios).
+DEFAULT_THREADS: int | None = None   # None: torch's own default (one per core)
+
+
+def resolve_threads(n: int | str | None = None) -> int | None:
+    """The thread count to use: ``n``, else ``$CHANLAB_THREADS``, else :data:`DEFAULT_THREADS`
+    (``None``: leave torch's default)."""
+    import os
+
+    source = "--threads"
+    if n is None:
+        n, source = os.environ.get("CHANLAB_THREADS") or None, "CHANLAB_THREADS"
+    if n is None:
+        return DEFAULT_THREADS
+    try:
+        value = int(n)
+    except (TypeError, ValueError):
+        value = 0
+    if isinstance(n, bool) or value < 1:
+        raise ConfigError(f"{source}: expected a positive number of threads, got {n!r}")
+    return value
+
+
+def set_threads(n: int | str | None = None) -> int:
+    """Set torch's intra-op thread count (:func:`resolve_threads`); the count now in force."""
+    value = resolve_threads(n)
+    if value is not None:
+        torch.set_num_threads(value)
+    return torch.get_num_threads()

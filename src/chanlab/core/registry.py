@@ -6,7 +6,8 @@ Experiments live in :mod:`chanlab.experiments` and register themselves on import
                         presets={"smoke": {...}, "quick": {}, "paper": {...}},
                         run=run_demo, claims=(Claim(...),)))
 
-``presets`` map a preset name to dotted overrides applied on the config's defaults.
+``presets`` map a preset name to dotted overrides applied on the config's defaults; claims are
+:class:`chanlab.core.claims.Claim` (re-exported here).
 """
 
 from __future__ import annotations
@@ -16,22 +17,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chanlab.core.claims import Claim
 from chanlab.core.config import apply_overrides
 from chanlab.core.errors import ConfigError
 
 PRESETS = ("smoke", "quick", "paper")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A statement from a paper, checked against an experiment's ``results``.
-
-    ``check(results)`` returns ``(passed, measured)``, where ``measured`` is a short text with
-    the numbers the verdict rests on (e.g. ``"CSG-AE 1.9 dB < k-means 3.2 dB"``).
-    """
-
-    statement: str
-    check: Callable[[Mapping[str, Any]], tuple[bool, str]]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from chanlab.core.config import to_dict
 from chanlab.core.device import select_device
 from chanlab.core.errors import ConfigError
 from chanlab.core.progress import get_logger
-from chanlab.core.registry import Claim, Experiment, get_experiment
+from chanlab.core.claims import ClaimVerdict, check_claims  # noqa: F401  (re-exported)
+from chanlab.core.registry import Experiment, get_experiment
 from chanlab.core.seeding import seed as seed_all
 
 
@@ -165,6 +166,45 @@ def run_experiment(name: str, *, preset: str = "quick", overrides: Iterable[str]
     return RunResult(experiment, config, results, out_path, list(ctx.figures))
 
 
+@dataclass
+class FinishedRun:
+    """A run folder read back: its ``config.json`` record, ``results.json`` and figures."""
+
+    out: Path
+    record: dict[str, Any]
+    results: dict[str, Any]
+    figures: list[Path]
+
+    @property
+    def experiment(self) -> str:
+        return str(self.record.get("experiment", ""))
+
+
+def load_run(folder: str | os.PathLike, expect: str | None = None) -> FinishedRun:
+    """Read a finished run folder (ConfigError when it is not one, or holds another experiment)."""
+    out = Path(folder)
+    if not out.exists():
+        raise ConfigError(f"run folder {out}: no such folder")
+    if not out.is_dir():
+        raise ConfigError(f"run folder {out}: expected a folder written by 'chanlab run', got a file")
+    config_file, results_file = out / "config.json", out / "results.json"
+    if not config_file.is_file():
+        raise ConfigError(f"run folder {out}: no config.json, so it is not a chanlab run folder")
+    if not results_file.is_file():
+        raise ConfigError(f"run folder {out}: no results.json; the run did not finish "
+                          f"(continue it with 'chanlab run NAME --out {out} --resume')")
+    try:
+        record = json.loads(config_file.read_text())
+        results = json.loads(results_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"run folder {out}: config.json or results.json is not valid JSON ({exc})") from exc
+    if not isinstance(results, dict) or not isinstance(record, dict):
+        raise ConfigError(f"run folder {out}: results.json and config.json must each hold a JSON object")
+    if expect is not None and record.get("experiment") != expect:
+        raise ConfigError(f"run folder {out} holds a run of {record.get('experiment')!r}, not {expect!r}")
+    return FinishedRun(out, record, results, sorted((out / "figures").glob("*.png")))
+
+
 def _version() -> str:
     from chanlab import __version__
 
@@ -204,24 +244,3 @@ def format_results_table(results: Mapping[str, Any]) -> str:
     lines = [f"{'result'.ljust(width)}  value", f"{'-' * width}  -----"]
     lines += [f"{k.ljust(width)}  {_fmt(v)}" for k, v in flat.items()]
     return "\n".join(lines)
-
-
-@dataclass
-class ClaimVerdict:
-    """One claim checked: the statement, the verdict and the measured numbers."""
-
-    statement: str
-    passed: bool
-    measured: str
-
-
-def check_claims(claims: Iterable[Claim], results: Mapping[str, Any]) -> list[ClaimVerdict]:
-    """Evaluate each claim on ``results``; a claim whose check crashes counts as failed."""
-    verdicts = []
-    for claim in claims:
-        try:
-            passed, measured = claim.check(results)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            passed, measured = False, f"could not be checked: {type(exc).__name__}: {exc}"
-        verdicts.append(ClaimVerdict(claim.statement, bool(passed), measured))
-    return verdicts
