@@ -12,6 +12,7 @@ from chanlab.channels.cellfree import generate_cellfree, noise_power_for_snr
 from chanlab.classical.robust_sinr import worst_case_sum_rate
 from chanlab.classical.wmmse import serving_aps
 from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.engine import SimulatedKill, kill_after_epochs
 from chanlab.core.errors import ConfigError, DataError
 from chanlab.nn.residual_cnn import ResidualCNN, conv_output_size, size_preserving_padding
 
@@ -218,6 +219,37 @@ def test_training_improves_worst_case_sum_rate(drops, tmp_path):
     again = train_rjapcbn(_model(), tr, va, 0.1, SIGMA2, epochs=8, batch_size=16, lr=1e-2,
                           checkpointer=ckpt)
     assert again.val_loss == hist.val_loss and again.best_epoch == hist.best_epoch
+
+
+@pytest.mark.parametrize("killed_after", [1, 3])
+def test_a_killed_run_resumes_exactly(drops, tmp_path, killed_after):
+    tr, va = drops
+    tr, va = (tr.h_hat[:32], tr.eps[:32]), (va.h_hat[:16], va.eps[:16])
+
+    def run(folder):
+        model = _model()
+        ckpt = Checkpointer(folder, "x.pt", every_epochs=2, every_seconds=None)
+        hist = train_rjapcbn(model, tr, va, 0.1, SIGMA2, epochs=4, batch_size=8, lr=1e-2, seed=2,
+                             checkpointer=ckpt)
+        return model, hist
+
+    full, h_full = run(tmp_path / "a")
+    with pytest.raises(SimulatedKill), kill_after_epochs(killed_after):
+        run(tmp_path / "b")
+    resumed, h_resumed = run(tmp_path / "b")
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert h_full.to_dict() == h_resumed.to_dict()
+    assert len(h_full.val_loss) == 4 and not resumed.training
+
+
+def test_a_last_batch_of_one_drop_trains(drops):
+    tr, va = drops
+    model = _model()
+    # 17 drops in batches of 8 leave one drop over: it joins the batch before it (BN needs two)
+    hist = train_rjapcbn(model, (tr.h_hat[:17], tr.eps[:17]), None, 0.1, SIGMA2, epochs=2, batch_size=8)
+    assert len(hist.train_loss) == 2 and all(math.isfinite(x) for x in hist.train_loss + hist.train_rate)
+    assert hist.val_loss == [] and hist.best_epoch == 1       # without validation: the last epoch
 
 
 def test_training_validates_inputs(drops):

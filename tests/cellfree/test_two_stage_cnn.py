@@ -10,6 +10,7 @@ from chanlab.cellfree.two_stage_cnn import (
 from chanlab.channels.cellfree import generate_cellfree, noise_power_for_snr
 from chanlab.classical.wmmse import average_serving_aps, serving_aps
 from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.engine import SimulatedKill, kill_after_epochs
 from chanlab.core.errors import ConfigError, DataError
 from chanlab.metrics.flops import count_flops
 from chanlab.metrics.rates import sum_rate
@@ -203,20 +204,42 @@ def test_tiny_training_improves_the_sum_rate():
     assert math.isclose(model.noise_power, SIGMA2, rel_tol=1e-9)
 
 
-def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
+# stage 1 runs 3 epochs, stage 2 runs 4, saves every 2: a kill after epoch 2 hits stage 1, after
+# epoch 3 stage 2 (stage 1 finishes its 3 epochs first); then the stage resumes from its epoch 2.
+@pytest.mark.parametrize("killed_after, stage", [(2, "clustering"), (3, "beamforming")])
+def test_a_killed_run_resumes_exactly(tmp_path, killed_after, stage):
     h_train, h_val = _h(16, seed=4), _h(8, seed=5)
-    kw = dict(batch_size=8, lr=1e-3, seed=1, cluster_epochs=2)
-    full = _model(seed=7)
-    train_two_stage_cnn(full, h_train, h_val, SIGMA2, epochs=3, **kw)
 
-    ckpt = Checkpointer(tmp_path)
-    part = _model(seed=7)
-    train_two_stage_cnn(part, h_train, h_val, SIGMA2, epochs=1, checkpointer=ckpt, **kw)
-    resumed = _model(seed=99)  # weights come from the checkpoint
-    hist = train_two_stage_cnn(resumed, h_train, h_val, SIGMA2, epochs=3, checkpointer=ckpt, **kw)
-    assert len(hist.val_rate) == 3 and len(hist.cluster_val_loss) == 2
+    def run(folder):
+        model = _model(seed=7)
+        ckpt = Checkpointer(folder, "x.pt", every_epochs=2, every_seconds=None)
+        hist = train_two_stage_cnn(model, h_train, h_val, SIGMA2, epochs=4, batch_size=8, lr=1e-3, seed=1,
+                                   cluster_epochs=3, checkpointer=ckpt)
+        return model, hist
+
+    full, h_full = run(tmp_path / "a")
+    assert sorted(p.name for p in (tmp_path / "a").glob("*.pt") if ".best-" not in p.name) == \
+        ["x-clustering.pt", "x.pt"]
+    with pytest.raises(SimulatedKill), kill_after_epochs(killed_after):
+        run(tmp_path / "b")
+    assert (tmp_path / "b" / "x-clustering.pt").exists()               # saved at epoch 2 of stage 1
+    assert (tmp_path / "b" / "x.pt").exists() == (stage == "beamforming")
+    resumed, h_resumed = run(tmp_path / "b")
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+    assert h_full.to_dict() == h_resumed.to_dict()
+    assert len(h_full.val_rate) == 4 and len(h_full.cluster_val_loss) == 3
+    assert not resumed.training
+
+
+def test_a_last_batch_of_one_drop_trains():
+    model = _model()
+    # 17 drops in batches of 8 leave one drop over: it joins the batch before it (BatchNorm)
+    hist = train_two_stage_cnn(model, _h(17, seed=1), None, SIGMA2, epochs=2, batch_size=8, seed=0,
+                               cluster_epochs=1)
+    assert len(hist.cluster_train_loss) == 1 and len(hist.train_rate) == 2
+    assert all(math.isfinite(x) for x in hist.cluster_train_loss + hist.train_rate)
+    assert hist.best_cluster_epoch == 0 and hist.best_epoch == 1 and hist.val_rate == []
 
 
 # --- complexity -----------------------------------------------------------------------------------

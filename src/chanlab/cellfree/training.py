@@ -12,11 +12,14 @@ fastest but its validation figures jumped from epoch to epoch. ``lr = 1e-2`` end
 higher, and ``lr = 1e-3`` was still climbing. The default is ``lr = 1e-2``; pass ``lr=0.1``
 for the literal reading. The paper gives no number of epochs. ``lambda = 0.1`` is its value.
 
-Each epoch reshuffles the training drops with a seeded generator. Batches of one sample are
-skipped, because BN needs two. The model with the lowest validation loss is kept. That loss is
-measured as the model is deployed: eval mode, so BN running statistics and the exact (hard)
-threshold. The state is checkpointed after every epoch, so a killed run resumes where it
-stopped.
+Training runs through the library's one engine, :class:`chanlab.core.engine.Trainer`: each
+epoch reshuffles the training drops with a seeded generator, and the model with the lowest
+validation loss is kept. That loss is measured as the model is deployed: eval mode, so BN
+running statistics and the exact (hard) threshold. A last batch of a single drop is merged into
+the batch before it (the engine's minimum batch size is 2 for a model with BatchNorm); the
+loop this replaced skipped that drop instead, so runs whose training-set size leaves one drop
+over differ from the older ones. The state is checkpointed on the checkpointer's cadence, at the
+end and on Ctrl-C, and a killed run resumes exactly where its last save left it.
 """
 
 from __future__ import annotations
@@ -30,9 +33,8 @@ from chanlab.cellfree.model import PAPER_LAMBDA, RJAPCBN, loss_eq32
 from chanlab.channels.cellfree import CellFreeDrop
 from chanlab.classical.wmmse import average_serving_aps
 from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.engine import Trainer
 from chanlab.core.errors import ConfigError, DataError
-from chanlab.core.progress import progress
-from chanlab.core.training import ResumableTraining
 
 #: Batch size of Sec. V-A (see the module docstring about the swapped sentence).
 PAPER_BATCH_SIZE = 64
@@ -167,10 +169,12 @@ def train_rjapcbn(model: RJAPCBN, drops_train, drops_val, lam: float = PAPER_LAM
         noise_power: ``sigma^2``, a float or a real tensor of shape ``[]``, ``[n_users]`` or
             ``[1, n_users]``. Use :func:`chanlab.channels.cellfree.noise_power_for_snr`.
         epochs: passes over the training drops.
-        batch_size: mini-batch size. The paper uses 64.
+        batch_size: mini-batch size. The paper uses 64. A last batch of one drop joins the
+            batch before it (BN), so that drop is trained on rather than skipped.
         lr: Adam learning rate (see the module docstring).
         seed: seeds the shuffling.
-        checkpointer: saves the state after every epoch and resumes from it.
+        checkpointer: saves the state on its cadence (``every_epochs`` / ``every_seconds``), at
+            the end and on Ctrl-C, and resumes from it exactly.
         desc: progress-bar label.
         penalty: the norm of Eq. (32), ``"l1"`` (as written) or ``"group"``.
         weight_decay: Adam weight decay (0 in the paper).
@@ -201,47 +205,25 @@ def train_rjapcbn(model: RJAPCBN, drops_train, drops_val, lam: float = PAPER_LAM
     sigma2 = _noise(noise_power, device)
 
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    run = ResumableTraining(model, opt, seed, checkpointer)
-    history = TrainHistory(**run.history) if run.history else TrainHistory()
 
-    n = h_train.shape[0]
-    for epoch in run.epochs(epochs):
-        model.train()
-        order = torch.randperm(n, generator=run.generator)
-        loss_sum = rate_sum = 0.0
-        seen = 0
-        with progress(total=n, desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="drop") as bar:
-            for i in range(0, n, batch_size):
-                idx = order[i:i + batch_size]
-                if idx.numel() < 2:  # BN needs two samples
-                    bar.update(idx.numel())
-                    continue
-                h = h_train[idx].to(device)
-                eps = eps_train[idx].to(device)
-                v = model(h, hard=False)
-                loss, parts = loss_eq32(v, h, eps, sigma2, lam, penalty=penalty, check=False)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                w = idx.numel()
-                loss_sum += float(loss.detach()) * w
-                rate_sum += parts["worst_case_sum_rate"] * w
-                seen += w
-                bar.update(w)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3g}",
-                                rate=f"{parts['worst_case_sum_rate']:.3g}")
-        history.train_loss.append(loss_sum / max(seen, 1))
-        history.train_rate.append(rate_sum / max(seen, 1))
-        if drops_val is not None:
-            val = evaluate_rjapcbn(model, drops_val, sigma2, lam, penalty=penalty)
-            history.val_loss.append(val["loss"])
-            history.val_rate.append(val["worst_case_sum_rate"])
-            history.val_q_ave.append(val["q_ave"])
-            if run.keep_if_best(epoch, val["loss"]):
-                history.best_epoch = epoch
-        run.save(epoch, history.to_dict())
-    history.best_epoch = run.finish(epochs, history.best_epoch)
-    return history
+    def step(idx: torch.Tensor):
+        h = h_train[idx].to(device)
+        eps = eps_train[idx].to(device)
+        v = model(h, hard=False)
+        loss, parts = loss_eq32(v, h, eps, sigma2, lam, penalty=penalty, check=False)
+        return loss, {"rate": parts["worst_case_sum_rate"]}
+
+    def validate() -> dict[str, float]:
+        val = evaluate_rjapcbn(model, drops_val, sigma2, lam, penalty=penalty)
+        return {"val_loss": val["loss"], "val_rate": val["worst_case_sum_rate"], "val_q_ave": val["q_ave"]}
+
+    trainer = Trainer(model, opt, num_samples=h_train.shape[0], batch_size=batch_size, epochs=epochs, step=step,
+                      validate=None if drops_val is None else validate, monitor="val_loss", mode="min",
+                      seed=seed, checkpoint=checkpointer, desc=desc)
+    h = trainer.fit()
+    return TrainHistory(train_loss=list(h["train_loss"]), train_rate=list(h["train_rate"]),
+                        val_loss=list(h["val_loss"]), val_rate=list(h["val_rate"]), val_q_ave=list(h["val_q_ave"]),
+                        best_epoch=h.best_epoch)
 
 
 __all__ = ["DEFAULT_LR", "PAPER_BATCH_SIZE", "PAPER_LR", "PAPER_N_TEST", "PAPER_N_TRAIN", "TrainHistory",

@@ -124,9 +124,8 @@ from torch.nn import functional as F
 
 from chanlab.classical.wmmse import project_per_ap_power as _project_per_ap, average_serving_aps
 from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.engine import Trainer
 from chanlab.core.errors import ConfigError, DataError
-from chanlab.core.progress import progress
-from chanlab.core.training import ResumableTraining
 from chanlab.core.validation import check_complex, check_finite, check_int_range, check_ndim
 from chanlab.metrics.rates import sum_rate
 
@@ -586,9 +585,14 @@ def train_two_stage_cnn(model: TwoStageCNN, h_train: torch.Tensor, h_val: torch.
         noise_power: ``sigma^2`` of the rate; also becomes the model's feature reference
             (:meth:`TwoStageCNN.set_noise_power`).
         epochs, batch_size, lr: beamforming epochs, mini-batch size and Adam learning rate.
+            Both stages train through :class:`chanlab.core.engine.Trainer`, whose minimum batch
+            for these BatchNorm networks is 2: a last batch of one drop joins the batch before
+            it, and a training set of a single drop is a ConfigError.
         seed: seed of the shuffling generator (the weights' initialisation is the caller's).
-        checkpointer: saves the state after every epoch of either stage and resumes from it
-            (the clustering stage in ``<name>-clustering.pt`` beside the checkpointer's file).
+        checkpointer: saves the state of either stage on its cadence (``every_epochs`` /
+            ``every_seconds``), at the end and on Ctrl-C, and resumes from it exactly (the
+            clustering stage in ``<name>-clustering.pt`` beside the checkpointer's file, on the
+            same cadence).
         cluster_epochs, cluster_lr: epochs and learning rate of stage 1 (defaults: ``epochs``,
             ``lr``).
 
@@ -611,79 +615,61 @@ def train_two_stage_cnn(model: TwoStageCNN, h_train: torch.Tensor, h_val: torch.
     model.set_noise_power(sigma2)
 
     device = next(model.parameters()).device
-    # Each stage is its own resumable run (own optimizer, best weights and checkpoint file);
-    # the clustering stage's file sits beside the caller's.
-    cluster_ckpt = None if checkpointer is None else Checkpointer(
-        checkpointer.folder, name=f"{checkpointer.path.stem}-clustering.pt")
-    run_c = ResumableTraining(model.cluster_net, torch.optim.Adam(model.cluster_net.parameters(), lr=c_lr),
-                              seed, cluster_ckpt)
-    history = TwoStageHistory(**run_c.history) if run_c.history else TwoStageHistory()
     n = h_train.shape[0]
+    # Each stage is its own resumable Trainer run (own optimizer, best weights and checkpoint
+    # file); the clustering stage's file sits beside the caller's, saved on the same cadence.
+    cluster_ckpt = None if checkpointer is None else Checkpointer(
+        checkpointer.folder, name=f"{checkpointer.path.stem}-clustering.pt",
+        every_epochs=checkpointer.every_epochs, every_seconds=checkpointer.every_seconds)
 
     # Stage 1: clustering, supervised against the rule.
-    if run_c.start < n_cluster:
-        t_train = model.cluster_targets(h_train)
-        t_val = model.cluster_targets(h_val) if h_val is not None else None
-    for epoch in run_c.epochs(n_cluster):
-        model.cluster_net.train()
-        order = torch.randperm(n, generator=run_c.generator)
-        total = 0.0
-        with progress(total=n, desc=f"{desc} clustering {epoch + 1}/{n_cluster}", unit="drop") as bar:
-            for k in range(0, n, batch_size):
-                idx = order[k:k + batch_size]
-                hb, tb = h_train[idx].to(device), t_train[idx].to(device)
-                logits = model.cluster_logits(hb)
-                loss = F.binary_cross_entropy_with_logits(logits, tb.to(logits.dtype))
-                run_c.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                run_c.optimizer.step()
-                total += float(loss.detach()) * idx.numel()
-                bar.update(idx.numel())
-        history.cluster_train_loss.append(total / n)
+    targets: dict[str, torch.Tensor] = {}
+
+    def cluster_step(idx: torch.Tensor) -> torch.Tensor:
+        hb, tb = h_train[idx].to(device), targets["train"][idx].to(device)
+        logits = model.cluster_logits(hb)
+        return F.binary_cross_entropy_with_logits(logits, tb.to(logits.dtype))
+
+    def cluster_validate() -> dict[str, float]:
+        model.cluster_net.eval()
+        val_loss, val_acc = _cluster_metrics(model, h_val, targets["val"], max(batch_size, 256))
+        return {"val_loss": val_loss, "val_accuracy": val_acc}
+
+    stage1 = Trainer(model.cluster_net, torch.optim.Adam(model.cluster_net.parameters(), lr=c_lr), num_samples=n,
+                     batch_size=batch_size, epochs=n_cluster, step=cluster_step,
+                     validate=None if h_val is None else cluster_validate, monitor="val_loss", mode="min",
+                     seed=seed, checkpoint=cluster_ckpt, desc=f"{desc} clustering")
+    if stage1.start_epoch < n_cluster:  # the labels are only needed while stage 1 still runs
+        targets["train"] = model.cluster_targets(h_train)
         if h_val is not None:
-            model.cluster_net.eval()
-            val_loss, val_acc = _cluster_metrics(model, h_val, t_val, max(batch_size, 256))
-            history.cluster_val_loss.append(val_loss)
-            history.cluster_val_accuracy.append(val_acc)
-            if run_c.keep_if_best(epoch, val_loss):
-                history.best_cluster_epoch = epoch
-        run_c.save(epoch, history.to_dict())
-    history.best_cluster_epoch = run_c.finish(n_cluster, history.best_cluster_epoch)
+            targets["val"] = model.cluster_targets(h_val)
+    h1 = stage1.fit()
 
     # Stage 2: beamforming on the frozen clustering's hard mask, unsupervised on the sum rate.
-    run_b = ResumableTraining(model.beam_net, torch.optim.Adam(model.beam_net.parameters(), lr=lr), seed,
-                              checkpointer)
-    if run_b.history:
-        history = TwoStageHistory(**run_b.history)
-    for epoch in run_b.epochs(epochs):
+    def beam_step(idx: torch.Tensor):
+        hb = h_train[idx].to(device)
+        with torch.no_grad():
+            mask = model.hard_mask(hb, model.cluster_logits(hb))
+        rate = sum_rate(hb, model.beamformers(hb, mask), sigma2, check=False)
+        return -rate.mean(), {"rate": float(rate.detach().mean())}
+
+    def beam_validate() -> dict[str, float]:
+        return {"val_rate": evaluate_sum_rate(model, h_val, sigma2, batch_size=max(batch_size, 256))["sum_rate"]}
+
+    def beam_train_mode() -> None:
         model.beam_net.train()
         model.cluster_net.eval()  # frozen: running statistics stay as trained
-        order = torch.randperm(n, generator=run_b.generator)
-        total = 0.0
-        with progress(total=n, desc=f"{desc} beamforming {epoch + 1}/{epochs}", unit="drop") as bar:
-            for k in range(0, n, batch_size):
-                idx = order[k:k + batch_size]
-                hb = h_train[idx].to(device)
-                with torch.no_grad():
-                    mask = model.hard_mask(hb, model.cluster_logits(hb))
-                rate = sum_rate(hb, model.beamformers(hb, mask), sigma2, check=False)
-                loss = -rate.mean()
-                run_b.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                run_b.optimizer.step()
-                total += float(rate.detach().sum())
-                bar.update(idx.numel())
-        history.train_rate.append(total / n)
-        if h_val is not None:
-            val = evaluate_sum_rate(model, h_val, sigma2, batch_size=max(batch_size, 256))["sum_rate"]
-            history.val_rate.append(val)
-            if run_b.keep_if_best(epoch, -val):  # higher rate is better
-                history.best_epoch = epoch
-        run_b.save(epoch, history.to_dict())
-    history.best_epoch = run_b.finish(epochs, history.best_epoch)
-    model.eval()
-    return history
 
+    stage2 = Trainer(model.beam_net, torch.optim.Adam(model.beam_net.parameters(), lr=lr), num_samples=n,
+                     batch_size=batch_size, epochs=epochs, step=beam_step,
+                     validate=None if h_val is None else beam_validate, monitor="val_rate", mode="max",
+                     seed=seed, checkpoint=checkpointer, train_mode=beam_train_mode, desc=f"{desc} beamforming")
+    h2 = stage2.fit()
+    model.eval()
+    return TwoStageHistory(cluster_train_loss=list(h1["train_loss"]), cluster_val_loss=list(h1["val_loss"]),
+                           cluster_val_accuracy=list(h1["val_accuracy"]), train_rate=list(h2["train_rate"]),
+                           val_rate=list(h2["val_rate"]), best_cluster_epoch=h1.best_epoch,
+                           best_epoch=h2.best_epoch)
 
 __all__ = [
     "FEATURE_FLOOR", "LOG_AMPLITUDE_RANGE", "MultiBranchResidualCNN", "TwoStageCNN", "TwoStageCNNSpec",
