@@ -179,7 +179,28 @@ def set_value(cfg: C, key: str, value: Any, *, from_text: bool = False) -> C:
         raise ConfigError(_unknown_message(key, fields))
     tp = fields[key]
     value = parse_text(value, tp, key) if from_text else coerce(value, tp, key)
+    _check_not_emptied(cfg, key, value)
     return _replace_path(cfg, key.split("."), value)
+
+
+def _field_of(cfg: Any, key: str) -> tuple[dataclasses.Field, Any]:
+    *parents, last = key.split(".")
+    for name in parents:
+        cfg = getattr(cfg, name)
+    field = next(f for f in dataclasses.fields(cfg) if f.name == last)
+    return field, getattr(cfg, last)
+
+
+def _check_not_emptied(cfg: Any, key: str, value: Any) -> None:
+    """A list the experiment loops over (a non-empty default) may not be overridden to empty:
+    the run would compute nothing. Fields whose metadata has ``allow_empty`` are exempt."""
+    if not isinstance(value, (tuple, list)) or value:
+        return
+    field, current = _field_of(cfg, key)
+    if field.metadata.get("allow_empty") or not isinstance(current, (tuple, list)) or not current:
+        return
+    raise ConfigError(f"{key}: expected at least one value (default {tuple(current)!r}); an empty list "
+                      f"leaves the experiment nothing to run")
 
 
 def apply_overrides(cfg: C, overrides: Mapping[str, Any] | Iterable[str] | None) -> C:
