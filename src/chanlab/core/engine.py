@@ -268,10 +268,11 @@ class Trainer:
                               f"delete it to start this stage again")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
+        # generator states are CPU byte tensors whatever the device (map_location moved them)
+        self.generator.set_state(state["generator"].cpu())
         for name, g_state in state["generators"].items():
             if name in self.generators:
-                self.generators[name].set_state(g_state)
+                self.generators[name].set_state(g_state.cpu())
         self.history = TrainingHistory.from_dict(state["history"])
         self._best_value = float(state["best_value"])
         if state["best_epoch"] >= 0 and self.validate is not None:
@@ -280,7 +281,8 @@ class Trainer:
         self._start_epoch = int(state["epoch"])
         self._resume_batch = int(state["batch"])
         self._resume_sums = dict(state["sums"])
-        self._epoch_generator_state = state.get("epoch_generator")
+        epoch_generator = state.get("epoch_generator")
+        self._epoch_generator_state = None if epoch_generator is None else epoch_generator.cpu()
         self.resumed = True
 
     def _save(self, epoch: int, batch: int = 0, sums: Mapping[str, float] | None = None) -> None:
