@@ -1,14 +1,17 @@
+import contextlib
 import math
 
 import pytest
 import torch
+from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.engine import SimulatedKill, kill_after_epochs
 from chanlab.core.errors import ConfigError, DataError
 from chanlab.metrics.rates import sum_rate
 from chanlab.precoding.baselines import LloydRvqZf, LmmseZf, wmmse_csit, zf_csit
 from chanlab.precoding.data import ChannelSplits, normalize_users
 from chanlab.precoding.model import FddTransceiver
-from chanlab.precoding.training import (TransceiverTraining, noise_power, train_transceiver, transceiver_sum_rate,
-                                        warmup_cosine)
+from chanlab.precoding.training import (TransceiverTraining, history_dict, noise_power, train_transceiver,
+                                        transceiver_sum_rate, warmup_cosine)
 
 
 def _h(n, k=3, m=8, seed=0):
@@ -91,6 +94,26 @@ def test_warmup_cosine_closed_form():
     assert warmup_cosine(55, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
     assert warmup_cosine(100, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-5)
     assert noise_power(20.0, 2.0) == pytest.approx(0.02)
+
+
+def test_stage_schedule_is_the_old_per_step_warmup_cosine():
+    """The engine's per-step factor times lr is the learning rate the old loop set at every step."""
+    from chanlab.core.engine import warmup_cosine as engine_warmup_cosine
+
+    def old(step, total, warmup, lr, lr_min):
+        if warmup > 0 and step < warmup:
+            return lr * (step + 1) / warmup
+        span = max(total - warmup, 1)
+        t = min(max(step - warmup, 0), span) / span
+        return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
+
+    lr, lr_min, epochs, per_epoch = 1e-3, 1e-5, 7, 5
+    for warmup_epochs in (0, 1, 3):
+        factor = engine_warmup_cosine(warmup_epochs, epochs, min_ratio=lr_min / lr)
+        for epoch in range(epochs):
+            for i in range(per_epoch):
+                want = old(epoch * per_epoch + i, epochs * per_epoch, warmup_epochs * per_epoch, lr, lr_min)
+                assert lr * factor(epoch, i, per_epoch) == pytest.approx(want, rel=1e-12)
 
 
 @pytest.mark.parametrize("schedule", ["progressive", "e2e"])
@@ -260,3 +283,99 @@ def test_transceiver_trains_and_feeds_back_on_cuda():
     y = st.receive(h[:4], 0.1)
     w = st.precode(st.feedback(y, bits=4), bits=4)
     assert w.is_cuda and w.shape == (4, 8, 3)
+
+
+# ------------------------------------------------------------------------------------ exact resume
+
+def _resume_setup(users=()):
+    h_train, h_val = _h(48, k=4, seed=1), _h(16, k=4, seed=2)
+    cfg = TransceiverTraining(epochs=4, batch_size=20, lr=1e-2, warmup_epochs=1, snr_db=10.0, replace_every=2,
+                              users=users)
+    return h_train, h_val, cfg
+
+
+def _train(tmp_path, folder, users=(), kill_in=None):
+    """Progressive training with per-stage checkpoints every 2 epochs in ``tmp_path/folder``;
+    ``kill_in=(stage name, k)`` kills that stage after its epoch ``k``."""
+    h_train, h_val, cfg = _resume_setup(users)
+    model = _model()
+    stack = contextlib.ExitStack()
+
+    def checkpoint(n):
+        if kill_in is not None and n == kill_in[0]:
+            stack.enter_context(kill_after_epochs(kill_in[1]))
+        return Checkpointer(tmp_path / folder, name=f"{n}.pt", every_epochs=2, every_seconds=None)
+
+    with stack:
+        hist = train_transceiver(model, h_train, h_val, cfg, seed=3, checkpoint=checkpoint)
+    return model, history_dict(hist)
+
+
+def _assert_same(a, b):
+    (ma, ha), (mb, hb) = a, b
+    assert ha == hb
+    sa, sb = ma.state_dict(), mb.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+@pytest.mark.parametrize("users, kill_in", [
+    ((), "transceiver-stage1:3"),          # stage 1, after an epoch that was not saved
+    ((), "transceiver-stage2:2"),          # stage 2, right after a save
+    ((), "transceiver-stage2:3"),          # stage 2, one epoch of work lost
+    ((2, 3, 4), "transceiver-stage2:3"),   # random user counts: the users generator resumes too
+])
+def test_progressive_training_resumes_exactly_after_a_kill(tmp_path, one_thread, users, kill_in):
+    stage, k = kill_in.split(":")
+    whole = _train(tmp_path, "whole", users)
+    with pytest.raises(SimulatedKill):
+        _train(tmp_path, "killed", users, kill_in=(stage, int(k)))
+    assert (tmp_path / "killed" / f"{stage}.pt").exists()         # the kill came after a save of that stage
+    resumed = _train(tmp_path, "killed", users)
+    _assert_same(resumed, whole)
+    assert [len(h["val_sum_rate"]) for h in whole[1]] == [4, 4]
+
+
+def test_killed_twice_in_both_stages_still_resumes_exactly(tmp_path, one_thread):
+    users = (2, 3)
+    whole = _train(tmp_path, "whole", users)
+    with pytest.raises(SimulatedKill), kill_after_epochs(1):      # stage 1 dies before any save
+        _train(tmp_path, "killed", users)
+    with pytest.raises(SimulatedKill):
+        _train(tmp_path, "killed", users, kill_in=("transceiver-stage1", 3))
+    with pytest.raises(SimulatedKill):
+        _train(tmp_path, "killed", users, kill_in=("transceiver-stage2", 1))
+    _assert_same(_train(tmp_path, "killed", users), whole)
+
+
+def test_expansion_resumes_exactly_after_a_kill(tmp_path, one_thread):
+    from chanlab.precoding.training import train_expansion
+
+    h_train, h_val, cfg = _resume_setup(users=(2, 3))
+
+    def expand(folder, kill=None):
+        model = _model()
+        ck = lambda n: Checkpointer(tmp_path / folder, name=f"{n}.pt", every_epochs=2, every_seconds=None)  # noqa: E731
+        with kill_after_epochs(kill) if kill else contextlib.nullcontext():
+            hist = train_expansion(model, [3, 3], h_train, h_val, cfg, seed=5, checkpoint=ck)
+        return model, history_dict(hist)
+
+    whole = expand("whole")
+    with pytest.raises(SimulatedKill):
+        expand("killed", kill=3)
+    _assert_same(expand("killed"), whole)
+
+
+def test_snr_smoke_with_a_last_batch_of_one_drop(tmp_path, one_thread):
+    """Regression: 65 training drops in batches of 32 left a last batch of one drop, which the
+    Sohrabi DNN's BatchNorm refused in training mode; the engine merges it into the one before."""
+    import chanlab.experiments  # noqa: F401  (registers the experiments)
+    from chanlab.core.run import run_experiment
+    from chanlab.experiments.precoding import _SMOKE
+
+    assert 65 % _SMOKE["training.batch_size"] == 1
+    res = run_experiment("precoding/snr", preset="smoke", overrides=["data.n_train=65"], out=tmp_path / "r",
+                         device="cpu")
+    assert res.results["n_train"] == 65
+    assert all(math.isfinite(x) for x in res.results["sum_rate"]["sohrabi"])

@@ -57,13 +57,21 @@ UNSEEN_AREAS = {
 
 
 def umi_drops(num: int, *, n_ant: int = 128, n_rows: int = 8, carrier_frequency: float = 3.5e9,
-              scenario: str = "umi", seed: int = 0, **source: object) -> torch.Tensor:
+              scenario: str = "umi", seed: int = 0, device: str | torch.device = "cpu",
+              **source: object) -> torch.Tensor:
     """``num`` UMi (or other scenario) drops of :data:`MAX_USERS` users: ``[num, 8, n_ant]``
-    complex64, cached, per-user normalized (module docstring). ``n_ant = 2 n_rows n_cols``.
+    complex64 on the CPU, cached, per-user normalized (module docstring). ``n_ant = 2 n_rows n_cols``.
     ``source`` overrides parameters of the ``multiuser`` data source (e.g. ``channel="cdl",
-    model="C"``)."""
-    from chanlab.channels.sources import generate_dataset
-    from chanlab.channels.store import read_dataset
+    model="C"``).
+
+    ``device`` is where Sionna draws missing drops (a GPU is much faster for large sets). It is
+    not part of the cache key: a cached set is returned whatever the device, so every run of an
+    experiment with the same parameters and seed sees the same drops once they are cached (a CPU
+    and a GPU draw different random numbers, so the device that fills the cache decides them).
+    """
+    from chanlab.channels.sources import get_source
+    from chanlab.channels.store import cached_dataset, read_dataset
+    from chanlab.core.device import select_device
 
     if num < 1:
         raise ConfigError(f"num: expected a positive number of drops, got {num}")
@@ -73,16 +81,23 @@ def umi_drops(num: int, *, n_ant: int = 128, n_rows: int = 8, carrier_frequency:
     params = dict(num=int(num), n_users=MAX_USERS, channel=scenario, polarization="dual", n_ant=int(n_ant),
                   array="upa", n_rows=int(n_rows), carrier_frequency=float(carrier_frequency))
     params.update(source)
-    path, _ = generate_dataset("multiuser", params, seed=seed)
+    src = get_source("multiuser")
+    resolved = src.resolve(params)
+    dev = select_device(device)
+    # the key of `generate_dataset("multiuser", ...)` less its device type (see the docstring)
+    path, _ = cached_dataset("chanlab.data.multiuser", resolved, seed, lambda: src.build(resolved, seed, dev),
+                             attrs=dict(src.describe(resolved), source="multiuser", summary=src.summary))
     h = torch.from_numpy(np.asarray(read_dataset(path, keys=["H_mu"]).arrays["H_mu"]))
     return normalize_users(h)
 
 
-def unseen_area(name: str, num: int, *, n_ant: int = 128, n_rows: int = 8, seed: int = 7) -> torch.Tensor:
-    """``num`` drops ``[num, 8, n_ant]`` of the unseen environment ``name`` (:data:`UNSEEN_AREAS`)."""
+def unseen_area(name: str, num: int, *, n_ant: int = 128, n_rows: int = 8, seed: int = 7,
+                device: str | torch.device = "cpu") -> torch.Tensor:
+    """``num`` drops ``[num, 8, n_ant]`` of the unseen environment ``name`` (:data:`UNSEEN_AREAS`),
+    drawn on ``device`` (see :func:`umi_drops`)."""
     if name not in UNSEEN_AREAS:
         raise ConfigError(f"area: expected one of {', '.join(UNSEEN_AREAS)}, got {name!r}")
-    return umi_drops(num, n_ant=n_ant, n_rows=n_rows, seed=seed, **UNSEEN_AREAS[name])
+    return umi_drops(num, n_ant=n_ant, n_rows=n_rows, seed=seed, device=device, **UNSEEN_AREAS[name])
 
 
 @dataclass
@@ -102,14 +117,17 @@ class ChannelSplits:
 
 
 def make_splits(n_train: int, n_val: int, n_test: int, *, n_ant: int = 128, n_rows: int = 8,
-                scenario: str = "umi", seed: int = 0, path: str | None = None) -> ChannelSplits:
-    """Generated (or loaded, with ``path``) splits; see the module docstring."""
+                scenario: str = "umi", seed: int = 0, path: str | None = None,
+                device: str | torch.device = "cpu") -> ChannelSplits:
+    """Generated (or loaded, with ``path``) splits on the CPU; see the module docstring. ``device``
+    is where generated drops are drawn (:func:`umi_drops`); loaded files ignore it."""
     for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
         if value < 1:
             raise ConfigError(f"{name}: expected a positive number of drops, got {value}")
     if path:
         return _load_splits(Path(path), n_train, n_val, n_test)
-    h = umi_drops(n_train + n_val + n_test, n_ant=n_ant, n_rows=n_rows, scenario=scenario, seed=seed)
+    h = umi_drops(n_train + n_val + n_test, n_ant=n_ant, n_rows=n_rows, scenario=scenario, seed=seed,
+                  device=device)
     return ChannelSplits(h[:n_train], h[n_train:n_train + n_val], h[n_train + n_val:])
 
 

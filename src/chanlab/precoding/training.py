@@ -32,12 +32,14 @@ Every ``replace_every`` epochs the never-selected codewords of the tier being tr
 moved onto residuals of current training features (dead-code replacement, as the paper
 authors' code does); frozen tiers are never touched. Validation is the mean sum rate on the
 validation drops with hard quantization (eval mode) and fixed noise; the weights with the
-best validation sum rate are kept. Runs resume from per-stage checkpoints.
+best validation sum rate are kept. Every stage trains through the one engine
+(:class:`chanlab.core.engine.Trainer`): a last batch too small for BatchNorm (one drop) joins the
+one before it, and a run killed anywhere resumes exactly from its per-stage checkpoints (the
+user-count generator of ``users`` included).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,9 +47,9 @@ from typing import Any
 import torch
 
 from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.engine import Trainer
+from chanlab.core.engine import warmup_cosine as warmup_cosine_schedule
 from chanlab.core.errors import ConfigError
-from chanlab.core.progress import progress
-from chanlab.core.training import ResumableTraining
 from chanlab.metrics.rates import sum_rate
 from chanlab.precoding.model import FddTransceiver, check_channels
 
@@ -95,12 +97,9 @@ def noise_power(snr_db: float, power: float = 1.0) -> float:
 
 
 def warmup_cosine(step: int, total: int, warmup: int, lr: float, lr_min: float) -> float:
-    """Learning rate at ``step`` of ``total``: linear warm-up over ``warmup`` steps, then cosine to ``lr_min``."""
-    if warmup > 0 and step < warmup:
-        return lr * (step + 1) / warmup
-    span = max(total - warmup, 1)
-    t = min(max(step - warmup, 0), span) / span
-    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
+    """Learning rate at ``step`` of ``total``: linear warm-up over ``warmup`` steps, then cosine to
+    ``lr_min`` (the engine's :func:`~chanlab.core.engine.warmup_cosine` with one step per "epoch")."""
+    return lr * warmup_cosine_schedule(warmup, max(int(total), 1), min_ratio=lr_min / lr)(step, 0, 1)
 
 
 def evaluate_sum_rate(precode: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor], h: torch.Tensor,
@@ -145,40 +144,35 @@ class StageHistory:
 def _stage(model: torch.nn.Module, step: Callable[[torch.Tensor], torch.Tensor], validate: Callable[[], float],
            after_epoch: Callable[[int], int] | None, h_train: torch.Tensor, cfg: TransceiverTraining,
            n_epochs: int, seed: int, checkpointer: Checkpointer | None, desc: str, history: StageHistory,
-           train_mode: Callable[[], Any] | None = None) -> None:
-    """One run of warm-up + cosine Adam on ``step``'s loss, best-on-validation weights kept.
+           train_mode: Callable[[], Any] | None = None,
+           generators: dict[str, torch.Generator] | None = None) -> None:
+    """One run of warm-up + cosine Adam on ``step``'s loss through the engine, best-on-validation
+    (highest sum rate) weights kept; fills ``history``.
 
-    ``train_mode`` puts the model in its training mode before each epoch (default ``model.train()``).
+    ``step(h_batch)`` returns the loss of the training drops ``h_batch``; ``after_epoch(epoch)``
+    returns how many codewords it replaced; ``train_mode`` puts the model in its training mode
+    before each epoch (default ``model.train()``); ``generators`` are the extra generators the
+    steps draw from (checkpointed with the stage, so a resumed run draws the same numbers).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    run = ResumableTraining(model, opt, seed, checkpointer)
-    if run.history:
-        history.__dict__.update(run.history)
-    n = h_train.shape[0]
-    per_epoch = math.ceil(n / cfg.batch_size)
-    total, warmup = n_epochs * per_epoch, cfg.warmup_epochs * per_epoch
-    for epoch in progress(run.epochs(n_epochs), total=n_epochs - run.start, desc=desc, unit="epoch"):
-        (train_mode or model.train)()
-        order = torch.randperm(n, generator=run.generator).to(h_train.device)
-        running = 0.0
-        for i in range(per_epoch):
-            for group in opt.param_groups:
-                group["lr"] = warmup_cosine(epoch * per_epoch + i, total, warmup, cfg.lr, cfg.lr_min)
-            loss = step(h_train[order[i * cfg.batch_size:(i + 1) * cfg.batch_size]])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running += float(loss.detach())
-        if after_epoch is not None:
-            history.replaced += after_epoch(epoch)
-        val = validate()
-        history.val_sum_rate.append(val)
-        history.train_loss.append(running / per_epoch)
-        if run.keep_if_best(epoch, -val):
-            history.best_epoch = epoch
-        run.save(epoch, dict(history.__dict__))
-    history.best_epoch = run.finish(n_epochs, history.best_epoch)
+
+    def batch_step(idx: torch.Tensor) -> torch.Tensor:
+        return step(h_train[idx.to(h_train.device)])
+
+    def replaced(epoch: int) -> dict[str, float]:
+        return {"replaced": after_epoch(epoch)}
+
+    trainer = Trainer(model, opt, num_samples=h_train.shape[0], batch_size=cfg.batch_size, epochs=n_epochs,
+                      step=batch_step, validate=validate, monitor="val_sum_rate", mode="max",
+                      schedule=warmup_cosine_schedule(cfg.warmup_epochs, n_epochs, min_ratio=cfg.lr_min / cfg.lr),
+                      seed=seed, checkpoint=checkpointer, after_epoch=replaced if after_epoch else None,
+                      train_mode=train_mode, generators=generators, desc=desc)
+    result = trainer.fit()
+    history.val_sum_rate = list(result["val_sum_rate"])
+    history.train_loss = list(result["train_loss"])
+    history.best_epoch = result.best_epoch
+    history.replaced = int(sum(result["replaced"]))
 
 
 def train_transceiver(model: FddTransceiver, h_train: torch.Tensor, h_val: torch.Tensor, cfg: TransceiverTraining,
@@ -228,7 +222,7 @@ def train_transceiver(model: FddTransceiver, h_train: torch.Tensor, h_val: torch
                        for k in counts) / len(counts)
 
         _stage(model, step, validate, after_epoch, h_train, cfg, n_epochs, seed + 1000 * stage,
-               ckpt, name, history)
+               ckpt, name, history, generators={"users": user_gen})
         histories.append(history)
     if cfg.schedule == "progressive":
         for q in model.quantizers:
@@ -380,7 +374,7 @@ def train_expansion(model: FddTransceiver, extra_bits: list[int], h_train: torch
                 kmeans_init_tiers(model, h_train, [tier], cfg, seed + 5000 + stage)
             history = StageHistory(stage=stage, n_tiers=tier + 1, val_sum_rate=[], train_loss=[])
             _stage(model, step, validate, after_epoch, h_train, cfg, cfg.epochs, seed + 5000 + stage, ckpt,
-                   f"{desc} tier {tier + 1}", history, train_mode=train_mode)
+                   f"{desc} tier {tier + 1}", history, train_mode=train_mode, generators={"users": user_gen})
             histories.append(history)
     finally:
         for p in others:
