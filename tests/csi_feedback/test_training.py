@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.engine import SimulatedKill, kill_after_epochs
 from chanlab.core.errors import ConfigError, DataError
 from chanlab.csi_feedback.data import feedback_csi, make_splits, nmse_db, rho
 from chanlab.csi_feedback.model import SCHEMES, FeedbackAutoencoder, get_scheme
@@ -59,6 +61,30 @@ def test_proposed_allocation_keeps_the_budget(x):
     assert len(net.quantizer.bits) == 16
 
 
+@pytest.mark.parametrize("scheme", ["proposed", "lloyd"])
+def test_a_killed_run_resumes_to_the_uninterrupted_run(x, tmp_path, scheme):
+    """Bit allocation (after_epoch) and the post-hoc Lloyd fit come back exactly after a kill."""
+    cfg = FeedbackTraining(epochs=5, batch_size=16, alloc_samples=48, lloyd_samples=48)
+
+    def run(folder):
+        net = model()
+        ck = Checkpointer(tmp_path / folder, "x.pt", every_epochs=2, every_seconds=None)
+        return net, train_feedback(net, scheme, 2, x[:48], x[64:80], cfg, seed=4, checkpoint=ck)
+
+    full, full_hist = run("a")
+    with pytest.raises(SimulatedKill), kill_after_epochs(3):
+        run("b")
+    resumed, resumed_hist = run("b")
+    assert resumed_hist == full_hist and len(full_hist.val_nmse_db) == 5
+    if scheme == "proposed":
+        # the allocation moves after the resume point too (k-means refit, Adam state dropped)
+        assert len(full_hist.bits_std) == 5 and sum(full_hist.allocation_moves[2:]) > 0
+    a, b = full.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_unknown_scheme_and_bits():
     with pytest.raises(ConfigError, match="proposed"):
         get_scheme("fancy")
@@ -79,6 +105,24 @@ def test_generated_csi_is_cached_and_in_unit_interval():
     torch.testing.assert_close(feedback_csi("indoor", 6, n_sc=64, n_ant=8, n_delay=8, show_progress=False), h)
     with pytest.raises(ConfigError, match="environment"):
         feedback_csi("lunar", 6)
+
+
+def test_generation_device_reaches_sionna_and_is_not_part_of_the_cache_key(tmp_path, monkeypatch):
+    from chanlab.channels import sionna_phy
+
+    monkeypatch.setenv("CHANLAB_CACHE", str(tmp_path))
+    original, devices = sionna_phy.generate_scenario, []
+
+    def spy(*args, device="cpu", **kwargs):
+        devices.append(device)
+        return original(*args, device="cpu", **kwargs)
+
+    monkeypatch.setattr(sionna_phy, "generate_scenario", spy)
+    h = feedback_csi("indoor", 4, n_sc=32, n_ant=8, n_delay=8, device="cuda", show_progress=False)
+    assert devices == ["cuda"] and h.device.type == "cpu"
+    # another device finds the same cached set (nothing is generated again)
+    again = feedback_csi("indoor", 4, n_sc=32, n_ant=8, n_delay=8, device="cpu", show_progress=False)
+    assert devices == ["cuda"] and torch.equal(again, h)
 
 
 def test_make_splits_uses_the_training_scale():

@@ -26,7 +26,7 @@ def test_table2_smoke_reports_real_bits(tmp_path):
     assert methods["proposed-var1"]["encoder_outputs"]["allocation_moves_in_training"] == 0
     # and the Proposed-vs-variants claim says so next to the NMSE it compares
     claim = get_experiment("csi_feedback/table2").claims[1]
-    _, measured = claim.check(res.results)
+    measured = claim.check(res.results).measured
     assert f"proposed's B_m in [{methods['proposed']['bits_min']}, {methods['proposed']['bits_max']}]" in measured
 
 

@@ -1,8 +1,9 @@
 """Training the backbone compressor on the RD loss (eq. 9): Adam, mini-batches, best-on-validation.
 
 The paper trains with Adam (lr 1e-3, batch 32) for 200 epochs. We keep the model with the
-lowest validation RD loss, measured as it will be deployed (rounded latents, eval mode), and
-checkpoint every epoch so that a killed run resumes where it stopped.
+lowest validation RD loss, measured as it will be deployed (rounded latents, eval mode). The
+epochs run in the training engine (:class:`chanlab.core.engine.Trainer`), so a run with a
+checkpointer resumes exactly where a killed one stopped.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from torch.func import functional_call
 
 from chanlab.adaptive_compression.model import RDCompressor, rd_loss
 from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.engine import Trainer, constant
 from chanlab.core.errors import ConfigError
-from chanlab.core.progress import progress
-from chanlab.core.training import ResumableTraining
 
 
 @dataclass
@@ -70,7 +70,7 @@ def train_rd(model: RDCompressor, x_train: torch.Tensor, x_val: torch.Tensor | N
         substitute: called before every training step; the tensors it returns (by parameter
             name) replace those parameters in the forward pass, e.g. quantized weights
             ``θ_0 + Q_t(θ − θ_0)`` whose gradients reach ``θ`` straight through.
-        checkpointer: saves the state after every epoch and resumes from it.
+        checkpointer: saves the state on its cadence (and at the end) and resumes from it.
 
     Returns:
         The per-epoch history; ``model`` holds the best (or last) weights on return.
@@ -85,31 +85,19 @@ def train_rd(model: RDCompressor, x_train: torch.Tensor, x_val: torch.Tensor | N
     groups = [{"params": [p for p in params if id(p) not in prior_ids]},
               {"params": [p for p in params if id(p) in prior_ids], "lr": lr * prior_lr_scale}]
     opt = torch.optim.Adam([g for g in groups if g["params"]], lr=lr)
-    run = ResumableTraining(model, opt, seed, checkpointer)
-    history = TrainHistory(**run.history) if run.history else TrainHistory()
-    n = x_train.shape[0]
-    for epoch in run.epochs(epochs):
-        model.train()
-        order = torch.randperm(n, generator=run.generator)
-        sums = torch.zeros(3)
-        with progress(total=n, desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="CSI") as bar:
-            for i in range(0, n, batch_size):
-                xb = x_train[order[i:i + batch_size]].to(device)
-                out = model(xb) if substitute is None else functional_call(model, substitute(), (xb,))
-                loss, parts = rd_loss(out, xb, lam)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sums += torch.tensor([float(loss.detach()), parts["bits"], parts["distortion"]]) * xb.shape[0]
-                bar.update(xb.shape[0])
-        history.train_loss.append(float(sums[0] / n))
-        history.train_bits.append(float(sums[1] / n))
-        history.train_distortion.append(float(sums[2] / n))
-        if x_val is not None:
-            val = evaluate_rd(model, x_val, lam)["loss"]
-            history.val_loss.append(val)
-            if run.keep_if_best(epoch, val):
-                history.best_epoch = epoch
-        run.save(epoch, history.to_dict())
-    history.best_epoch = run.finish(epochs, history.best_epoch)
+
+    def step(idx: torch.Tensor):
+        xb = x_train[idx].to(device)
+        out = model(xb) if substitute is None else functional_call(model, substitute(), (xb,))
+        loss, parts = rd_loss(out, xb, lam)
+        return loss, {"bits": parts["bits"], "distortion": parts["distortion"]}
+
+    validate = None if x_val is None else (lambda: evaluate_rd(model, x_val, lam)["loss"])
+    trainer = Trainer(model, opt, num_samples=x_train.shape[0], batch_size=batch_size, epochs=epochs, step=step,
+                      validate=validate, monitor="val_loss", mode="min", schedule=constant(), seed=seed,
+                      checkpoint=checkpointer, desc=desc)
+    h = trainer.fit()
+    history = TrainHistory(train_loss=list(h["train_loss"]), train_bits=list(h["train_bits"]),
+                           train_distortion=list(h["train_distortion"]), val_loss=list(h["val_loss"]),
+                           best_epoch=h.best_epoch)
     return history

@@ -33,8 +33,12 @@ ENVIRONMENTS = {"indoor": ("inh", 5.3e9), "outdoor": ("rma", 0.7e9)}
 
 
 def feedback_csi(environment: str, num: int, *, n_sc: int = 1024, n_ant: int = 32, n_delay: int = 32,
-                 seed: int = 0, show_progress: bool = True) -> torch.Tensor:
-    """Angular-delay CSI ``[num, n_ant, n_delay]`` complex64 (cached; module docstring)."""
+                 seed: int = 0, device: str | torch.device = "cpu", show_progress: bool = True) -> torch.Tensor:
+    """Angular-delay CSI ``[num, n_ant, n_delay]`` complex64 on the CPU (cached; module docstring).
+
+    ``device`` is where Sionna generates a missing set (``"cuda"`` is much faster at the paper's
+    sizes). It is not part of the cache key: a cached set is returned whatever the device.
+    """
     from chanlab.channels.angular_delay import to_angular_delay
     from chanlab.channels.sionna_phy import generate_scenario
     from chanlab.channels.store import cached_dataset, read_dataset
@@ -54,8 +58,8 @@ def feedback_csi(environment: str, num: int, *, n_sc: int = 1024, n_ant: int = 3
         for start in range(0, num, 4096):      # bounds the [chunk, n_ant, n_sc] spatial-frequency tensor
             h = generate_scenario(min(4096, num - start), scenario=scenario, n_ant=n_ant, carrier_frequency=fc,
                                   n_sc=n_sc, subcarrier_spacing=SUBCARRIER_SPACING, normalize=True,
-                                  seed=seed * 1000003 + start, show_progress=show_progress)
-            parts.append(to_angular_delay(h, n_delay))
+                                  seed=seed * 1000003 + start, device=device, show_progress=show_progress)
+            parts.append(to_angular_delay(h, n_delay).cpu())
         return {"H": torch.cat(parts).cpu()}
 
     path, _ = cached_dataset("chanlab.csi_feedback.csi", params, seed, build,
@@ -74,13 +78,14 @@ class FeedbackSplits:
 
 
 def make_splits(environment: str, n_train: int, n_val: int, n_test: int, *, n_sc: int = 1024, n_ant: int = 32,
-                n_delay: int = 32, seed: int = 0, scale: float | None = None,
+                n_delay: int = 32, seed: int = 0, scale: float | None = None, device: str | torch.device = "cpu",
                 show_progress: bool = True) -> FeedbackSplits:
-    """Generated splits mapped to CsiNet's [0, 1] input with the training set's scale (or ``scale``)."""
+    """Generated splits mapped to CsiNet's [0, 1] input with the training set's scale (or ``scale``);
+    ``device`` is where missing CSI is generated (:func:`feedback_csi`), the splits are on the CPU."""
     from chanlab.channels.angular_delay import to_unit_interval, unit_interval_scale
 
     h = feedback_csi(environment, n_train + n_val + n_test, n_sc=n_sc, n_ant=n_ant, n_delay=n_delay, seed=seed,
-                     show_progress=show_progress)
+                     device=device, show_progress=show_progress)
     tr, va, te = h[:n_train], h[n_train:n_train + n_val], h[n_train + n_val:]
     s = unit_interval_scale(tr) if scale is None else scale
     return FeedbackSplits(*(to_unit_interval(x, s).clamp(0, 1) for x in (tr, va, te)), scale=s)

@@ -1,7 +1,8 @@
 """Training of the feedback schemes: end to end, alternating with bit allocation (Sec. III-C), two-step.
 
-One loop serves every scheme of :data:`chanlab.csi_feedback.model.SCHEMES`. Per mini-batch the
-reconstruction loss is the paper's ``mean_batch ‖Ĥ − H‖²`` on CsiNet inputs and
+One step function, run by the training engine (:class:`chanlab.core.engine.Trainer`), serves
+every scheme of :data:`chanlab.csi_feedback.model.SCHEMES`. Per mini-batch the reconstruction
+loss is the paper's ``mean_batch ‖Ĥ − H‖²`` on CsiNet inputs and
 
 * ``nq``, ``lloyd``: that loss, or its log (``nq``, ``lloyd-log``);
 * scalar codebooks: eq. 8 (log loss + β'-weighted quantization loss; fixed β for var1, no log
@@ -15,7 +16,7 @@ when it changes, the codewords are re-fitted by k-means (as the paper does). The
 rate decays exponentially from ``lr`` to ``lr · lr_final_ratio`` over the epochs (the paper
 says "exponential decay" without the rate). The weights with the best validation NMSE
 (quantized) are kept. Lloyd's scalar quantizers are fitted after training on
-``lloyd_samples`` CSI.
+``lloyd_samples`` CSI. A run with a checkpointer resumes exactly where a killed one stopped.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ from typing import Any
 import torch
 
 from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.engine import Trainer, exponential
 from chanlab.core.errors import ConfigError
-from chanlab.core.progress import progress
-from chanlab.core.training import ResumableTraining
 from chanlab.csi_feedback.data import nmse_db, rho
 from chanlab.csi_feedback.model import FeedbackAutoencoder, get_scheme
 
@@ -159,34 +159,26 @@ def train_feedback(model: FeedbackAutoencoder, scheme_name: str, bits: int, x_tr
     if scheme.quantizer is not None and not scheme.post_hoc and model.quantizer is None:
         model.quantizer = make_quantizer(scheme_name, m, bits, encode_all(model, x_alloc), cfg).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    run = ResumableTraining(model, opt, seed, checkpoint)
-    history = FeedbackHistory(**run.history) if run.history else FeedbackHistory()
-    decay = cfg.lr_final_ratio ** (1 / max(cfg.epochs - 1, 1))
-    for epoch in progress(run.epochs(cfg.epochs), total=cfg.epochs, desc=desc or scheme_name, unit="epoch"):
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * decay ** epoch
-        model.train()
-        total = 0.0
-        for idx in torch.randperm(len(x_train), generator=run.generator).split(cfg.batch_size):
-            x = x_train[idx].to(dev)
-            opt.zero_grad(set_to_none=True)
-            loss = _loss(model, scheme, x, cfg.beta)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        history.train_loss.append(total / len(x_train))
-        if scheme.allocate:
-            moves = _allocate(model, x_alloc, bits, cfg)
-            if moves:
-                # the k-means refit moved every codeword: Adam's moments for them are stale
-                opt.state.pop(model.quantizer.codewords, None)
-            history.allocation_moves.append(moves)
-            history.bits_std.append(float(model.quantizer.bits.float().std()))
-        history.val_nmse_db.append(nmse_db(x_val, reconstruct(model, x_val)))
-        if run.keep_if_best(epoch, history.val_nmse_db[-1]):
-            history.best_epoch = epoch
-        run.save(epoch, history.to_dict())
-    history.best_epoch = run.finish(cfg.epochs, history.best_epoch)
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        return _loss(model, scheme, x_train[idx].to(dev), cfg.beta)
+
+    def after_epoch(epoch: int) -> dict[str, float]:
+        moves = _allocate(model, x_alloc, bits, cfg)
+        if moves:
+            # the k-means refit moved every codeword: Adam's moments for them are stale
+            opt.state.pop(model.quantizer.codewords, None)
+        return {"allocation_moves": moves, "bits_std": float(model.quantizer.bits.float().std())}
+
+    trainer = Trainer(model, opt, num_samples=len(x_train), batch_size=cfg.batch_size, epochs=cfg.epochs,
+                      step=step, validate=lambda: nmse_db(x_val, reconstruct(model, x_val)),
+                      monitor="val_nmse_db", mode="min", schedule=exponential(cfg.lr_final_ratio, cfg.epochs),
+                      seed=seed, checkpoint=checkpoint, after_epoch=after_epoch if scheme.allocate else None,
+                      desc=desc or scheme_name)
+    h = trainer.fit()
+    history = FeedbackHistory(train_loss=list(h["train_loss"]), val_nmse_db=list(h["val_nmse_db"]),
+                              bits_std=list(h["bits_std"]),
+                              allocation_moves=[int(v) for v in h["allocation_moves"]], best_epoch=h.best_epoch)
     if scheme.post_hoc:
         fit_lloyd(model, x_train, bits, cfg, seed)
     return history

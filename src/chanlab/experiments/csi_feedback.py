@@ -23,12 +23,14 @@ the β' weights; each model's ``encoder_outputs`` in ``results.json`` records th
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from chanlab.core.claims import Outcome, require
 from chanlab.core.errors import ConfigError
 from chanlab.core.progress import progress
 from chanlab.core.registry import Claim, Experiment, register
@@ -74,13 +76,13 @@ def _points(points) -> list[tuple[int, int]]:
     return out
 
 
-def _splits(data: Data, n_sc: int | None = None, environment: str | None = None):
+def _splits(data: Data, n_sc: int | None = None, environment: str | None = None, device="cpu"):
     from chanlab.csi_feedback.data import load_cost2100_splits, make_splits
 
     if data.path:
         return load_cost2100_splits(data.path, environment or data.environment)
     return make_splits(environment or data.environment, data.n_train, data.n_val, data.n_test,
-                       n_sc=n_sc or data.n_sc, n_ant=data.n_ant, n_delay=data.n_delay)
+                       n_sc=n_sc or data.n_sc, n_ant=data.n_ant, n_delay=data.n_delay, device=device)
 
 
 def _model(arch: str, data: Data, m: int, seed: int, standardize: bool, x_train: torch.Tensor):
@@ -138,7 +140,7 @@ def _run_table(cfg: TableConfig, ctx, default_schemes: tuple[str, ...]) -> dict:
     if unknown:
         raise ConfigError(f"schemes: unknown {unknown}; choose from pca, {', '.join(SCHEMES)}")
     points = _points(cfg.points)
-    sp = _splits(cfg.data)
+    sp = _splits(cfg.data, device=ctx.device)
     results: dict[str, Any] = {"points": [], "n_train": len(sp.train), "shape": list(sp.train.shape[1:])}
     nq_cache: dict[int, dict] = {}
     jobs = [(m, b, s) for m, b in points for s in schemes]
@@ -174,8 +176,18 @@ def _table_markdown(results: dict, ctx) -> None:
     ctx.log.info("\n%s", text)
 
 
-def _nmse(results, i, scheme):
-    return results["points"][i]["methods"].get(scheme, {}).get("nmse_db")
+# Where the paper's numbers sit: the paper's (M, B) on its 2 × 32 × 32 input; our presets keep its
+# compression ratios, so the same point is M · size / 2048 on a smaller input (quick: 128 for 512).
+_PAPER_SIZE = 2 * 32 * 32
+
+
+def _paper_point(results, m_paper: int, b: int) -> dict | None:
+    """The point of ``results`` at the paper's ``(m_paper, b)``, M scaled by our input size; None if absent."""
+    size = math.prod(results["shape"]) if "shape" in results else _PAPER_SIZE
+    for p in results["points"]:
+        if p["b"] == b and p["m"] * _PAPER_SIZE == m_paper * size:
+            return p
+    return None
 
 
 def _allocation_note(rec: dict) -> str:
@@ -187,32 +199,50 @@ def _allocation_note(rec: dict) -> str:
             f"{out['allocation_moves_in_training']} allocation moves; σ_m/σ̄ spread {out['ratio_std']:.3f})")
 
 
-def _proposed_beats(rivals_prefix: tuple[str, ...], explain_allocation: bool = False):
-    def check(results) -> tuple[bool, str]:
-        ok, parts = True, []
-        for i, p in enumerate(results["points"]):
-            mine = _nmse(results, i, "proposed")
-            before = len(parts)
-            for s, rec in p["methods"].items():
-                if s.startswith(rivals_prefix):
-                    ok &= mine is not None and mine < rec["nmse_db"]
-                    parts.append(f"{p['m']}x{p['b']}: proposed {mine:.2f} vs {s} {rec['nmse_db']:.2f}")
-            if explain_allocation and mine is not None and len(parts) > before:
-                parts[-1] += _allocation_note(p["methods"]["proposed"])
-        return ok and bool(parts), "; ".join(parts) or "no rival ran"
+def _proposed_beats(rivals_prefix: tuple[str, ...], at: tuple[int, int], explain_allocation: bool = False):
+    """Proposed's NMSE advantage (dB; positive: Proposed is lower) over the best rival whose name starts
+    with ``rivals_prefix``, at each point where one ran. The margin is the smallest advantage; ``ours``
+    is the advantage at the paper's point ``at`` (:func:`_paper_point`)."""
+    def check(results) -> Outcome:
+        gaps, parts, ours = [], [], None
+        target = _paper_point(results, *at)
+        for p in require(results["points"], "(M, B) points"):
+            rivals = {s: rec["nmse_db"] for s, rec in p["methods"].items() if s.startswith(rivals_prefix)}
+            if not rivals:
+                continue
+            mine = p["methods"]["proposed"]["nmse_db"]     # a missing Proposed is a FAIL (KeyError)
+            gap = min(rivals.values()) - mine
+            gaps.append(gap)
+            if p is target:
+                ours = gap
+            text = f"{p['m']}x{p['b']}: proposed {mine:.2f} vs " + ", ".join(f"{s} {v:.2f}" for s, v in rivals.items())
+            if explain_allocation:
+                text += _allocation_note(p["methods"]["proposed"])
+            parts.append(text)
+        require(gaps, f"point where a rival ({', '.join(rivals_prefix)}) ran")
+        margin = min(gaps)
+        return Outcome(margin > 0, "; ".join(parts) + f"; smallest advantage {margin:+.2f} dB", ours=ours,
+                       margin=margin)
     return check
 
 
-def _nq_bounds(results) -> tuple[bool, str]:
-    ok, parts = True, []
-    for i, p in enumerate(results["points"]):
-        nq = _nmse(results, i, "nq")
-        if nq is None:
-            return False, "nq did not run"
-        worst = min((rec["nmse_db"], s) for s, rec in p["methods"].items() if s != "nq")
-        ok &= nq <= worst[0]
-        parts.append(f"{p['m']}x{p['b']}: nq {nq:.2f}, best quantized {worst[1]} {worst[0]:.2f}")
-    return ok, "; ".join(parts)
+def _nq_bounds(results) -> Outcome:
+    """NQ's NMSE below the best quantized method's at every point: margin (dB) = best quantized − NQ,
+    the smallest over the points; ``ours`` at the paper's M = 256, B = 4."""
+    gaps, parts, ours = [], [], None
+    target = _paper_point(results, 256, 4)
+    for p in require(results["points"], "(M, B) points"):
+        nq = p["methods"]["nq"]["nmse_db"]                  # NQ missing at a point is a FAIL (KeyError)
+        quantized = require({s: rec["nmse_db"] for s, rec in p["methods"].items() if s != "nq"},
+                            f"quantized method at {p['m']}x{p['b']}")
+        best = min(quantized, key=quantized.get)
+        gap = quantized[best] - nq
+        gaps.append(gap)
+        if p is target:
+            ours = gap
+        parts.append(f"{p['m']}x{p['b']}: nq {nq:.2f}, best quantized {best} {quantized[best]:.2f}")
+    margin = min(gaps)
+    return Outcome(margin >= 0, "; ".join(parts) + f"; smallest gap {margin:+.2f} dB", ours=ours, margin=margin)
 
 
 _TABLE2 = ("nq", "round", "vector-1", "vector-2", "vector-4", "proposed", "proposed-var2", "proposed-var1")
@@ -236,10 +266,28 @@ register(Experiment(
              "quick": dict(_QUICK_DATA, points=("128x2", "128x4", "64x4")),
              "paper": {}},
     claims=(Claim("Proposed has a lower NMSE than Round and every Vector variant at each (M, B)",
-                  _proposed_beats(("round", "vector"))),
-            Claim("Proposed beats Proposed-var1 (equal bits, fixed β) and Proposed-var2 (no log loss)",
-                  _proposed_beats(("proposed-var",), explain_allocation=True)),
-            Claim("NQ (no quantization) bounds every quantized method from below", _nq_bounds)),
+                  _proposed_beats(("round", "vector"), at=(512, 2)), kind="paper", paper_value=2.39,
+                  paper_text="Table II, M = 512, B = 2 (quick: M = 128 at 16 × 16, the same ratio): Proposed "
+                             "−15.42 dB vs the best rival Vector L = 4 −13.03 (Round −12.89, Vector L = 2 and "
+                             "L = 1 7.9×10⁻⁵ ≈ 0 dB) → 2.39 dB; ours: the same advantage at that point"),
+            Claim("Proposed beats Proposed-var1 (equal bits, fixed β) at each (M, B)",
+                  _proposed_beats(("proposed-var1",), at=(512, 2), explain_allocation=True), kind="paper",
+                  paper_value=2.28,
+                  paper_text="Table I, M = 512, B = 2 (quick: M = 128 at 16 × 16, the same ratio): Proposed "
+                             "−15.42 dB vs Proposed-var1 −13.14 → 2.28 dB; ours: the same advantage at that point",
+                  diagnosis="On our generated InH CSI the encoder outputs' σ_m/σ̄ spread (0.03–0.09, max/min "
+                            "≤ 1.55) stays below Sec. III-A's factor-two threshold, so the allocation moves no "
+                            "bit and Proposed differs from Proposed-var1 only by the β' weights."),
+            Claim("Proposed beats Proposed-var2 (no log loss) at each (M, B)",
+                  _proposed_beats(("proposed-var2",), at=(512, 2)), kind="paper", paper_value=0.80,
+                  paper_text="Table II, M = 512, B = 2 (quick: M = 128 at 16 × 16, the same ratio): Proposed "
+                             "−15.42 dB vs Proposed-var2 −14.62 → 0.80 dB; ours: the same advantage at that point"),
+            Claim("NQ (no quantization) bounds every quantized method from below", _nq_bounds, kind="paper",
+                  paper_value=0.65,
+                  paper_text="Table II, M = 256 (quick: M = 64 at 16 × 16, the same ratio): NQ −15.77 dB vs the "
+                             "best quantized, Proposed at B = 4, −15.12 → 0.65 dB. The NQ row is garbled in the "
+                             "text: −15.77 is its only legible entry and only the M = 256 column fits it (at "
+                             "M = 512 Proposed reaches −23.03); ours: the same gap at M = 64, B = 4")),
     paper=PAPER,
 ))
 
@@ -258,7 +306,11 @@ register(Experiment(
     presets={"smoke": dict(_SMOKE_DATA, points=("16x2",)),
              "quick": dict(_QUICK_DATA, points=("128x2", "128x4", "64x4")),
              "paper": {"points": ("512x2", "512x3", "512x4", "512x5", "256x4", "128x4")}},
-    claims=(Claim("Proposed beats PCA, Lloyd and Lloyd-log at each (M, B)", _proposed_beats(("pca", "lloyd"))),),
+    claims=(Claim("Proposed beats PCA, Lloyd and Lloyd-log at each (M, B)",
+                  _proposed_beats(("pca", "lloyd"), at=(512, 2)), kind="paper", paper_value=8.22,
+                  paper_text="Table I, M = 512, B = 2 (quick: M = 128 at 16 × 16, the same ratio): Proposed "
+                             "−15.42 dB vs the best two-step baseline Lloyd −7.20 (Lloyd-log −6.78, PCA −6.75) "
+                             "→ 8.22 dB; ours: the same advantage at that point"),),
     paper=PAPER,
 ))
 
@@ -298,7 +350,7 @@ def run_dynamic(cfg: DynamicConfig, ctx) -> dict:
 
     def splits(environment, n_sc, scale=None):
         return make_splits(environment, d.n_train, d.n_val, d.n_test, n_sc=n_sc, n_ant=d.n_ant, n_delay=d.n_delay,
-                           scale=scale)
+                           scale=scale, device=ctx.device)
 
     base = splits(d.environment, d.n_sc)
     other_env = "outdoor" if d.environment == "indoor" else "indoor"
@@ -350,10 +402,16 @@ def _dynamic_markdown(res: dict, ctx) -> None:
     ctx.log.info("\n%s", text)
 
 
-def _joint_beats_direct(res) -> tuple[bool, str]:
-    rows = list(res["subcarriers"].items()) + list(res["environments"].items())
-    ok = all(v["joint"] < v["direct"] for _, v in rows)
-    return ok, "; ".join(f"{k}: joint {v['joint']:.2f} vs direct {v['direct']:.2f}" for k, v in rows)
+def _joint_beats_direct(res) -> Outcome:
+    """Joint's advantage over Direct (dB; positive: Joint is lower) on each changed N_c and channel
+    statistic; the margin and ``ours`` are the smallest of them."""
+    rows = [(f"N_c = {k}", v) for k, v in require(res["subcarriers"], "changed subcarrier counts").items()] \
+        + list(require(res["environments"], "channel statistics").items())
+    gaps = {k: v["direct"] - v["joint"] for k, v in rows}
+    worst = min(gaps, key=gaps.get)
+    measured = "; ".join(f"{k}: joint {v['joint']:.2f} vs direct {v['direct']:.2f}" for k, v in rows)
+    return Outcome(gaps[worst] > 0, f"{measured}; smallest advantage {gaps[worst]:+.2f} dB ({worst})",
+                   ours=gaps[worst], margin=gaps[worst])
 
 
 register(Experiment(
@@ -364,7 +422,11 @@ register(Experiment(
              "quick": dict(_QUICK_DATA, m=64, b=3),
              "paper": {}},
     claims=(Claim("Joint training beats Direct on every changed subcarrier count and channel statistic",
-                  _joint_beats_direct),),
+                  _joint_beats_direct, kind="paper", paper_value=3.14,
+                  paper_text="Table III (CsiNet-Pro, M = 256, B = 3; quick: M = 64 at 16 × 16, the same ratio): "
+                             "Joint's smallest advantage over Direct over the four test sets is at N_c = 512, "
+                             "−17.60 dB vs −14.46 → 3.14 dB (N_c = 2048: 5.46, indoor: 14.11, outdoor: 9.11); "
+                             "ours: our smallest advantage over the same four test sets"),),
     paper=PAPER,
 ))
 
@@ -385,7 +447,7 @@ def run_ranges(cfg: RangesConfig, ctx) -> dict:
     from chanlab.csi_feedback.ranges import normalized_std
     from chanlab.csi_feedback.training import encode_all
 
-    sp = _splits(cfg.data)
+    sp = _splits(cfg.data, device=ctx.device)
     out: dict[str, Any] = {"m": cfg.m, "archs": {}}
     for arch in progress(cfg.archs, desc="encoders", unit="encoder"):
         model = _model(arch, cfg.data, cfg.m, ctx.seed, cfg.standardize, sp.train).to(ctx.device)
@@ -424,12 +486,11 @@ def _ranges_figure(out: dict, ctx) -> None:
     ctx.save_figure(fig, "fig2_encoder_ranges")
 
 
-def _ranges_claim(out) -> tuple[bool, str]:
+def _ranges_claim(out) -> Outcome:
+    """CsiNet's spread of σ_m/σ̄ minus CsiNet-Pro's (positive: the claim holds); either missing is a FAIL."""
     a = out["archs"]
-    if "csinet" not in a or "csinet-pro" not in a:
-        return False, "needs csinet and csinet-pro"
-    ok = a["csinet"]["ratio_std"] > a["csinet-pro"]["ratio_std"]
-    return ok, "; ".join(f"{k}: spread {v['ratio_std']:.3f}" for k, v in a.items())
+    margin = a["csinet"]["ratio_std"] - a["csinet-pro"]["ratio_std"]
+    return Outcome(margin > 0, "; ".join(f"{k}: spread {v['ratio_std']:.3f}" for k, v in a.items()), margin=margin)
 
 
 register(Experiment(
@@ -440,7 +501,8 @@ register(Experiment(
              "quick": dict(_QUICK_DATA, m=128),
              "paper": {}},
     claims=(Claim("Outputs of the small CsiNet encoder have more distinct dynamic ranges (a larger spread of "
-                  "σ_m/σ̄) than CsiNet-Pro's", _ranges_claim),),
+                  "σ_m/σ̄) than CsiNet-Pro's", _ranges_claim, kind="paper",
+                  paper_text="Fig. 2: boxplots and fitted curves only, no number given"),),
     paper=PAPER,
 ))
 
@@ -460,6 +522,10 @@ register(Experiment(
     presets={"smoke": dict(_SMOKE_DATA, points=("16x2",)),
              "quick": dict(_QUICK_DATA, points=("128x2", "128x3", "128x4")),
              "paper": {"points": ("512x2", "512x3", "512x4")}},
-    claims=(Claim("With TransNet, Proposed beats Round at every B", _proposed_beats(("round",))),),
+    claims=(Claim("With TransNet, Proposed beats Round at every B", _proposed_beats(("round",), at=(512, 2)),
+                  kind="paper", paper_value=3.36,
+                  paper_text="Table IV (upper), TransNet, B = 2: Proposed −20.28 dB vs Round −16.92 → 3.36 dB "
+                             "(B = 3: 3.50, B = 4: 4.71); the text gives no M, ours is at our paper preset's "
+                             "M = 512 (quick: M = 128 at 16 × 16), B = 2"),),
     paper=PAPER,
 ))
