@@ -142,20 +142,64 @@ def test_pida_assigns_with_fresh_embeddings(data, monkeypatch):
     assert not torch.allclose(seen[0], before)
 
 
-def test_killed_training_resumes_to_the_same_result(data, tmp_path):
-    """A run stopped after 2 of 3 epochs and resumed from its checkpoints ends as an uninterrupted one."""
+def _fit(a, y, scheme, pretrain_epochs, epochs, folder=None):
     from chanlab.core.checkpoint import Checkpointer
 
+    g = ChannelSpaceGridizer(5, 2, a, training=CsgTraining(scheme=scheme, pretrain_epochs=pretrain_epochs,
+                                                           epochs=epochs, batch_size=32), hidden=16, seed=1)
+    checkpoint = None if folder is None else \
+        (lambda phase: Checkpointer(folder, name=f"{phase}.pt", every_epochs=2, every_seconds=None))
+    return g.fit(y, checkpoint=checkpoint)
+
+
+def _assert_same_fit(got, want, y):
+    assert got.history_.to_dict() == want.history_.to_dict()
+    s_got, s_want = got.model.state_dict(), want.model.state_dict()
+    assert s_got.keys() == s_want.keys()
+    for k in s_want:
+        assert torch.equal(s_got[k], s_want[k]), k
+    assert torch.equal(got.labels_, want.labels_)
+    assert torch.equal(got.assign(y), want.assign(y))
+
+
+_UNINTERRUPTED = {}
+
+
+# (scheme, pretrain epochs, train epochs, the epochs each successive run is killed after, whether the
+# train phase had saved before the last kill). Both phases save every 2 epochs; kill_after_epochs counts each phase's own epochs, so
+# a kill at k >= pretrain epochs lets pretraining finish and kills the train phase after its epoch k.
+@pytest.mark.parametrize("scheme, pre, epochs, kills, train_saved", [
+    ("pida", 3, 5, (1,), False),                 # inside pretraining, before its first save
+    ("pida", 3, 5, (2,), False),                 # inside pretraining, right after a save
+    ("pida", 3, 5, (3,), True),                  # pretraining done; train phase killed after 3 (saved at 2)
+    ("pida", 3, 5, (4,), True),                  # train phase, right after a save
+    ("pida", 3, 5, (2, 3, 4), True),             # killed in pretraining, then twice in the train phase
+    ("pida", 1, 4, (1,), False),                 # train phase killed before its first save: the finished
+                                                 # pretraining reloads and k-means must redo the same init
+    ("asynchronous", 2, 5, (3,), True),
+    ("naive", 0, 5, (3,), True),                 # no pretraining, no k-means
+])
+def test_killed_training_resumes_exactly(data, tmp_path, scheme, pre, epochs, kills, train_saved):
+    """Runs killed inside either phase and resumed from their checkpoints end as an uninterrupted run:
+    the same history (active_ratio[0] included), weights and assignments."""
+    from chanlab.core.engine import SimulatedKill, kill_after_epochs
+
     a, ds, y = data
+    key = (scheme, pre, epochs)
+    if key not in _UNINTERRUPTED:
+        _UNINTERRUPTED[key] = _fit(a, y, scheme, pre, epochs)
+    for kill in kills:
+        with pytest.raises(SimulatedKill), kill_after_epochs(kill):
+            _fit(a, y, scheme, pre, epochs, tmp_path)
+    assert (tmp_path / "train.pt").is_file() == train_saved
+    resumed = _fit(a, y, scheme, pre, epochs, tmp_path)
+    _assert_same_fit(resumed, _UNINTERRUPTED[key], y)
+    assert len(resumed.history_.active_ratio) == epochs + 1
+    assert len(resumed.history_.pretrain_l1) == pre
 
-    def fit(folder, epochs):
-        g = ChannelSpaceGridizer(5, 2, a, training=CsgTraining(pretrain_epochs=3, epochs=epochs, batch_size=32),
-                                 hidden=16)
-        return g.fit(y, checkpoint=lambda phase: Checkpointer(tmp_path / folder, name=f"{phase}.pt"))
 
-    full = fit("full", 3)
-    fit("killed", 2)
-    resumed = fit("killed", 3)
-    assert resumed.history_.active_ratio == full.history_.active_ratio
-    assert resumed.history_.l1 == full.history_.l1
-    assert torch.equal(resumed.assign(y), full.assign(y))
+def test_a_finished_checkpointed_run_reloads_without_training(data, tmp_path):
+    a, ds, y = data
+    first = _fit(a, y, "pida", 2, 3, tmp_path)
+    again = _fit(a, y, "pida", 2, 3, tmp_path)
+    _assert_same_fit(again, first, y)

@@ -32,6 +32,13 @@ a batch size gives mini-batch epochs (what the CPU presets use). After each phas
 with the lowest validation loss are kept (``L1`` in pretraining, ``w1 L1 + w2 L2`` after).
 The active ratio (codewords with at least one training sample) is recorded after the
 initialization and after every epoch.
+
+Both phases run through :class:`chanlab.core.engine.Trainer` with ``manual_optimization=True``
+steps (pretraining clears the codebook's gradient between backward and step; the asynchronous
+rules step twice per batch), shuffled by generators seeded with ``seed`` (pretraining) and
+``seed + 1`` (training). With a ``checkpoint`` each phase resumes exactly from its own
+checkpointer; the train phase's checkpoint also holds the pretraining records and the
+active ratio after the initialization, so a run resumed inside the train phase skips both.
 """
 
 from __future__ import annotations
@@ -45,9 +52,8 @@ import torch
 from sklearn.cluster import KMeans
 
 from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.engine import Trainer
 from chanlab.core.errors import ConfigError
-from chanlab.core.progress import progress
-from chanlab.core.training import ResumableTraining
 from chanlab.gridization.model import CsgAutoencoder
 
 # name -> (pretraining, k-means init, detached, asynchronous)
@@ -107,11 +113,6 @@ class CsgHistory:
         return asdict(self)
 
 
-def _batches(n: int, batch_size: int | None, generator: torch.Generator) -> list[torch.Tensor]:
-    order = torch.randperm(n, generator=generator)
-    return [order] if batch_size is None else list(order.split(batch_size))
-
-
 @torch.no_grad()
 def embed_all(model: CsgAutoencoder, rsrp_dbm: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     """Embeddings of many samples in chunks: ``[n, M] → [n, N]`` (no gradient)."""
@@ -135,28 +136,28 @@ def kmeans_init(model: CsgAutoencoder, rsrp_dbm: torch.Tensor, seed: int, max_it
     model.quantizer.init_from(torch.from_numpy(km.cluster_centers_))
 
 
-def _pretrain(model, opt, y_train, y_val, cfg, seed, checkpointer, history, device, desc) -> None:
-    run = ResumableTraining(model, opt, seed, checkpointer)
-    if run.history:
-        history.__dict__.update(run.history)
-    for epoch in progress(run.epochs(cfg.pretrain_epochs), total=cfg.pretrain_epochs, desc=f"{desc} pretrain",
-                          unit="epoch"):
-        total = 0.0
-        for idx in _batches(len(y_train), cfg.batch_size, run.generator):
-            y = y_train[idx.to(device)]
-            opt.zero_grad(set_to_none=True)
-            loss = model.reconstruction_loss(y, model.embed(y))
-            loss.backward()
-            model.quantizer.weight.grad = None
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        history.pretrain_l1.append(total / len(y_train))
-        val = _losses(model, y_val, cfg)[0]
-        history.pretrain_val_l1.append(val)
-        if run.keep_if_best(epoch, val):
-            history.best_pretrain_epoch = epoch
-        run.save(epoch, history.to_dict())
-    history.best_pretrain_epoch = run.finish(cfg.pretrain_epochs, history.best_pretrain_epoch)
+def _pretrain(model: CsgAutoencoder, opt: torch.optim.Optimizer, y_train: torch.Tensor, y_val: torch.Tensor,
+              cfg: CsgTraining, seed: int, checkpointer: Checkpointer | None, history: CsgHistory,
+              desc: str) -> None:
+    """Lines 1-8 of Algorithm 1: Θ alone on L1 (the codebook's gradient is cleared before each step)."""
+    codebook = model.quantizer.weight
+
+    def step(idx: torch.Tensor) -> dict[str, float]:
+        y = y_train[idx.to(y_train.device)]
+        opt.zero_grad(set_to_none=True)
+        loss = model.reconstruction_loss(y, model.embed(y))
+        loss.backward()
+        codebook.grad = None
+        opt.step()
+        return {"loss": float(loss.detach())}
+
+    trainer = Trainer(model, opt, num_samples=len(y_train), batch_size=cfg.batch_size, epochs=cfg.pretrain_epochs,
+                      step=step, validate=lambda: {"val_l1": _losses(model, y_val, cfg)[0]}, monitor="val_l1",
+                      mode="min", seed=seed, checkpoint=checkpointer, min_batch_size=1, manual_optimization=True,
+                      desc=f"{desc} pretrain")
+    h = trainer.fit()
+    history.pretrain_l1, history.pretrain_val_l1 = list(h["train_loss"]), list(h["val_l1"])
+    history.best_pretrain_epoch = h.best_epoch
     model.train()
 
 
@@ -204,9 +205,10 @@ def train_csg(model: CsgAutoencoder, y_train: torch.Tensor, y_val: torch.Tensor,
 
     Args:
         y_train, y_val: ``[n, M]`` RSRP in dBm on the model's device.
-        checkpoint: ``phase -> Checkpointer`` for per-epoch checkpoints of the phases
-            ``"pretrain"`` and ``"train"`` (e.g. ``lambda p: ctx.checkpoint(f"csg-{p}")``), so a
-            killed run resumes in the phase it was in.
+        checkpoint: ``phase -> Checkpointer`` for the checkpoints (on each checkpointer's
+            cadence) of the phases ``"pretrain"`` and ``"train"`` (e.g.
+            ``lambda p: ctx.checkpoint(f"csg-{p}")``), so a killed run resumes exactly where
+            its last save was.
         snapshot: called as ``snapshot("init", model)`` after the initialization and
             ``snapshot("end", model)`` at the end (the Fig. 5 pictures use it).
 
@@ -214,7 +216,6 @@ def train_csg(model: CsgAutoencoder, y_train: torch.Tensor, y_val: torch.Tensor,
         The :class:`CsgHistory`; the model holds the best validation weights of the last phase.
     """
     pretrain, kmeans, _, _ = cfg.flags
-    device = y_train.device
     history = CsgHistory()
     # One optimizer through both phases, as Algorithm 1 writes it: restarting AdamW's moments
     # after pretraining jolts the encoder in the first epochs and costs codewords.
@@ -224,31 +225,56 @@ def train_csg(model: CsgAutoencoder, y_train: torch.Tensor, y_val: torch.Tensor,
         ck_pre, ck_train = checkpoint("pretrain"), checkpoint("train")
     model.train()
     if ck_train is None or not ck_train.exists():
+        # A run killed before the train phase's first save gets here again: pretraining resumes
+        # from its own checkpoint (a finished one only reloads its best weights, its optimizer
+        # and the RNG states), so the k-means initialization below comes out the same.
         if pretrain and cfg.pretrain_epochs:
-            _pretrain(model, opt, y_train, y_val, cfg, seed, ck_pre, history, device, desc)
+            _pretrain(model, opt, y_train, y_val, cfg, seed, ck_pre, history, desc)
         if kmeans:
             kmeans_init(model, y_train, seed, cfg.kmeans_max_iter)
         history.active_ratio.append(model.quantizer.active_ratio(_losses(model, y_train, cfg)[2]))
         if snapshot is not None:
             snapshot("init", model)
 
-    run = ResumableTraining(model, opt, seed + 1, ck_train)
-    if run.history:
-        history.__dict__.update(run.history)
-    for epoch in progress(run.epochs(cfg.epochs), total=cfg.epochs, desc=f"{desc} {cfg.scheme}", unit="epoch"):
-        s1 = s2 = 0.0
-        for idx in _batches(len(y_train), cfg.batch_size, run.generator):
-            l1, l2 = _step(model, opt, y_train[idx.to(device)], cfg)
-            s1, s2 = s1 + l1 * len(idx), s2 + l2 * len(idx)
-        history.l1.append(s1 / len(y_train))
-        history.l2.append(s2 / len(y_train))
-        history.active_ratio.append(model.quantizer.active_ratio(_losses(model, y_train, cfg)[2]))
+    def step(idx: torch.Tensor) -> dict[str, float]:
+        l1, l2 = _step(model, opt, y_train[idx.to(y_train.device)], cfg)
+        return {"loss": cfg.w1 * l1 + cfg.w2 * l2, "l1": l1, "l2": l2}
+
+    def after_epoch(epoch: int) -> dict[str, float]:
+        return {"active_ratio": model.quantizer.active_ratio(_losses(model, y_train, cfg)[2])}
+
+    def validate() -> dict[str, float]:
         v1, v2, _ = _losses(model, y_val, cfg)
-        history.val_loss.append(cfg.w1 * v1 + cfg.w2 * v2)
-        if run.keep_if_best(epoch, history.val_loss[-1]):
-            history.best_epoch = epoch
-        run.save(epoch, history.to_dict())
-    history.best_epoch = run.finish(cfg.epochs, history.best_epoch)
+        return {"val_loss": cfg.w1 * v1 + cfg.w2 * v2, "val_l1": v1, "val_l2": v2}
+
+    trainer = Trainer(model, opt, num_samples=len(y_train), batch_size=cfg.batch_size, epochs=cfg.epochs,
+                      step=step, validate=validate, monitor="val_loss", mode="min", seed=seed + 1,
+                      checkpoint=ck_train, min_batch_size=1, after_epoch=after_epoch, manual_optimization=True,
+                      desc=f"{desc} {cfg.scheme}")
+    if trainer.resumed:                     # the records of the phases before, kept in this phase's history
+        _init_records_from(trainer.history.metrics, history)
+    else:
+        trainer.history.metrics.update(_init_records(history))
+    h = trainer.fit()
+    history.l1, history.l2, history.val_loss = list(h["train_l1"]), list(h["train_l2"]), list(h["val_loss"])
+    history.active_ratio = history.active_ratio[:1] + list(h["active_ratio"])
+    history.best_epoch = h.best_epoch
     if snapshot is not None:
         snapshot("end", model)
     return history
+
+
+# Pretraining records and the active ratio after the initialization travel in the train phase's
+# TrainingHistory under these names (lists the engine never appends to), so that phase's
+# checkpoint alone restores the whole CsgHistory.
+def _init_records(history: CsgHistory) -> dict[str, list[float]]:
+    return {"init_pretrain_l1": list(history.pretrain_l1), "init_pretrain_val_l1": list(history.pretrain_val_l1),
+            "init_best_pretrain_epoch": [float(history.best_pretrain_epoch)],
+            "init_active_ratio": list(history.active_ratio[:1])}
+
+
+def _init_records_from(metrics: dict[str, list[float]], history: CsgHistory) -> None:
+    history.pretrain_l1 = list(metrics.get("init_pretrain_l1", []))
+    history.pretrain_val_l1 = list(metrics.get("init_pretrain_val_l1", []))
+    history.best_pretrain_epoch = int(metrics.get("init_best_pretrain_epoch", [-1])[0])
+    history.active_ratio = list(metrics.get("init_active_ratio", []))
