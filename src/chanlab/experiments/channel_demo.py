@@ -19,6 +19,7 @@ import torch
 
 from chanlab.channels.angular_delay import from_angular_delay, to_angular_delay
 from chanlab.classical.linear_precoding import mrt, zf
+from chanlab.core.claims import Outcome, require
 from chanlab.core.errors import DataError
 from chanlab.core.progress import progress
 from chanlab.core.registry import Claim, Experiment, register
@@ -160,29 +161,46 @@ def _figures(ctx, examples: dict[str, np.ndarray], rates: dict[str, list[float]]
     ctx.save_figure(fig, "sum_rate")
 
 
-def _round_trip(res) -> tuple[bool, str]:
-    worst = max(v["round_trip_rel_error"] for v in res["channels"].values())
-    return worst < 1e-5, f"largest relative round-trip error {worst:.2e} (< 1e-5)"
+_ROUND_TRIP_TOL = 1e-5
 
 
-def _zf_high_snr(res) -> tuple[bool, str]:
+def _round_trip(res) -> Outcome:
+    worst = max(v["round_trip_rel_error"] for v in require(res["channels"], "channel sets").values())
+    return Outcome(worst < _ROUND_TRIP_TOL, f"largest relative round-trip error {worst:.2e} (< {_ROUND_TRIP_TOL:g})",
+                   margin=_ROUND_TRIP_TOL - worst)
+
+
+def _rates_at(res, pick) -> tuple[float, float, float]:
+    """``(snr, mrt, zf)`` at the SNR ``pick`` (``max`` or ``min``) chooses."""
     s = res["sum_rate"]
-    return s["zf"][-1] > s["mrt"][-1], f"at {s['snr_db'][-1]} dB: ZF {s['zf'][-1]:.2f} vs MRT {s['mrt'][-1]:.2f} bit/s/Hz"
+    snrs = require(s["snr_db"], "SNR points")
+    if not len(snrs) == len(s["mrt"]) == len(s["zf"]):
+        raise ValueError(f"{len(snrs)} SNRs, {len(s['mrt'])} MRT and {len(s['zf'])} ZF rates")
+    i = snrs.index(pick(snrs))
+    return snrs[i], s["mrt"][i], s["zf"][i]
 
 
-def _mrt_low_snr(res) -> tuple[bool, str]:
-    s = res["sum_rate"]
-    return s["mrt"][0] >= s["zf"][0], f"at {s['snr_db'][0]} dB: MRT {s['mrt'][0]:.2f} vs ZF {s['zf'][0]:.2f} bit/s/Hz"
+def _zf_high_snr(res) -> Outcome:
+    snr, mrt_rate, zf_rate = _rates_at(res, max)
+    return Outcome(zf_rate > mrt_rate, f"at {snr} dB: ZF {zf_rate:.2f} vs MRT {mrt_rate:.2f} bit/s/Hz",
+                   margin=zf_rate - mrt_rate)
 
 
-def _los_sparser(res) -> tuple[bool, str]:
+def _mrt_low_snr(res) -> Outcome:
+    snr, mrt_rate, zf_rate = _rates_at(res, min)
+    return Outcome(mrt_rate >= zf_rate, f"at {snr} dB: MRT {mrt_rate:.2f} vs ZF {zf_rate:.2f} bit/s/Hz",
+                   margin=mrt_rate - zf_rate)
+
+
+def _los_sparser(res) -> Outcome:
     ch = res["channels"]
-    los = [ch[k]["angular_support_90"] for k in ("CDL-D", "CDL-E") if k in ch]
-    nlos = [ch[k]["angular_support_90"] for k in ("CDL-A", "CDL-B", "CDL-C") if k in ch]
-    if not los or not nlos:
-        return False, "needs CDL-D/E and CDL-A/B/C in data.models"
-    return max(los) < min(nlos), (f"angular bins for 90% energy: LoS {', '.join(f'{v:.3f}' for v in los)} "
-                                  f"vs NLoS {', '.join(f'{v:.3f}' for v in nlos)}")
+    los = require([ch[k]["angular_support_90"] for k in ("CDL-D", "CDL-E") if k in ch],
+                  "LoS model (CDL-D/E) in data.models")
+    nlos = require([ch[k]["angular_support_90"] for k in ("CDL-A", "CDL-B", "CDL-C") if k in ch],
+                   "NLoS model (CDL-A/B/C) in data.models")
+    margin = min(nlos) - max(los)
+    return Outcome(margin > 0, (f"angular bins for 90% energy: LoS {', '.join(f'{v:.3f}' for v in los)} "
+                                f"vs NLoS {', '.join(f'{v:.3f}' for v in nlos)}"), margin=margin)
 
 
 register(Experiment(
@@ -193,9 +211,10 @@ register(Experiment(
     presets=PRESETS,
     claims=(
         Claim("The angular-delay transform is unitary: the round trip returns the channel to float precision",
-              _round_trip),
-        Claim("LoS CDL models (D, E) are sparser in angle than NLoS models (A, B, C)", _los_sparser),
-        Claim("Zero forcing beats MRT in sum rate at high SNR", _zf_high_snr),
-        Claim("MRT is at least as good as zero forcing at low SNR", _mrt_low_snr),
+              _round_trip, kind="invariant"),
+        Claim("LoS CDL models (D, E) are sparser in angle than NLoS models (A, B, C)", _los_sparser,
+              kind="analytic"),
+        Claim("Zero forcing beats MRT in sum rate at high SNR", _zf_high_snr, kind="analytic"),
+        Claim("MRT is at least as good as zero forcing at low SNR", _mrt_low_snr, kind="analytic"),
     ),
 ))
