@@ -54,7 +54,7 @@ def _add_run_args(p: argparse.ArgumentParser, default_preset: str = "quick") -> 
 def _add_threads_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch intra-op threads (default: $CHANLAB_THREADS, else the measured default; "
-                        "see benchmarks/threads.py)")
+                        "see benchmarks/bench_threads.py)")
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

@@ -33,9 +33,10 @@ def select_device(name: str | torch.device | None = "auto") -> torch.device:
 
 
 # The default number of torch intra-op threads for `chanlab run / verify / demo`. Chosen by
-# measurement, not assumption: benchmarks/threads.py times the quick training workloads at one
-# thread and at every core on an idle machine (README there holds the measured ratios).
-DEFAULT_THREADS: int | None = None   # None: torch's own default (one per core)
+# measurement: benchmarks/bench_threads.py on an idle 2-core machine found two threads 1.17-1.41x
+# faster than one on the quick training workloads (benchmarks/README.md), so the default is
+# torch's own (one per core). On cores shared with another job one thread wins; --threads 1 then.
+DEFAULT_THREADS: int | None = None
 
 
 def resolve_threads(n: int | str | None = None) -> int | None:
