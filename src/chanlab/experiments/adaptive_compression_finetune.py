@@ -157,12 +157,11 @@ def _figure(ctx, results: dict, name: str) -> None:
 
     panels = [(label, env, curves) for label, by_env in results["sizes"].items() for env, curves in by_env.items()]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
+    from chanlab.experiments._plotting import plot_curves
+
     for ax, (label, env, curves) in zip(axes[0], panels):
-        for scheme, c in curves.items():
-            if not isinstance(c, dict):
-                continue
-            ax.plot(c["total_bits"], c["nmse_db"], "o-" if len(c["nmse_db"]) > 1 else "*",
-                    markersize=5 if len(c["nmse_db"]) > 1 else 11, label=LABELS.get(scheme, scheme))
+        shown = {LABELS.get(s, s): c for s, c in curves.items() if isinstance(c, dict)}
+        plot_curves(ax, {k: c["total_bits"] for k, c in shown.items()}, {k: c["nmse_db"] for k, c in shown.items()})
         ax.set_title(f"{env}, CSI {label}")
         ax.set_xlabel("bits per CSI (latents + amortized update)")
         ax.set_ylabel("NMSE (dB)")

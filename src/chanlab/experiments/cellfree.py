@@ -148,10 +148,11 @@ def _figure(ctx, result: dict, label: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from chanlab.experiments._plotting import plot_curves
+
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
-    for m, series in result["methods"].items():
-        axes[0].plot(result["values"], series["worst_case_sum_rate"], "o-", label=LABELS.get(m, m))
-        axes[1].plot(result["values"], series["q_ave"], "o-", label=LABELS.get(m, m))
+    for ax, key in zip(axes, ("worst_case_sum_rate", "q_ave")):
+        plot_curves(ax, result["values"], {LABELS.get(m, m): s[key] for m, s in result["methods"].items()})
     axes[0].set_ylabel("worst-case sum rate (bit/s/Hz)")
     axes[1].set_ylabel("Q_ave (serving APs per user)")
     for ax in axes:

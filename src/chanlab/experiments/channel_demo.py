@@ -143,7 +143,8 @@ def _figures(ctx, examples: dict[str, np.ndarray], rates: dict[str, list[float]]
     fig, axes = plt.subplots(1, len(examples), figsize=(3.2 * len(examples), 3.0), squeeze=False)
     for ax, (name, mag) in zip(axes[0], examples.items()):
         shown = mag[:, : max(n_delay * 2, 8)]
-        ax.imshow(np.fft.fftshift(shown, axes=0), aspect="auto", origin="lower", cmap="viridis")
+        image = ax.imshow(np.fft.fftshift(shown, axes=0), aspect="auto", origin="lower", cmap="viridis")
+        fig.colorbar(image, ax=ax, label="|H|")
         ax.axvline(n_delay - 0.5, color="w", ls="--", lw=1)
         ax.set_title(name)
         ax.set_xlabel("delay tap")

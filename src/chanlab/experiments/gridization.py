@@ -184,9 +184,11 @@ def _utilization_figure(util: dict[str, dict[str, Any]], ctx, name: str) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from chanlab.experiments._plotting import plot_curves
+
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    for number, (scheme, rec) in enumerate(util.items(), start=1):
-        ax.plot(range(len(rec["active_ratio"])), rec["active_ratio"], label=f"{number}: {scheme}")
+    curves = {f"{number}: {scheme}": rec["active_ratio"] for number, (scheme, rec) in enumerate(util.items(), start=1)}
+    plot_curves(ax, {k: range(len(v)) for k, v in curves.items()}, curves, markevery=0.1)
     ax.set(xlabel="epoch of the full-model phase (0 = after initialization)", ylabel="active ratio",
            ylim=(0, 1.05), title="Codebook utilization (Fig. 6)")
     ax.grid(alpha=0.3)
@@ -258,17 +260,20 @@ def _synthetic_figures(results: dict, ctx) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from chanlab.experiments._plotting import plot_curves
+
     s = results["scales"]
     for name, metrics, title in (("fig8a_clustering", CLUSTERING, "Clustering quality (Fig. 8a)"),
                                  ("fig8b_caps", CAPS_METRICS, "CAPS center accuracy (Fig. 8b)")):
         fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
-            for method, rec in results["methods"].items():
-                if metric not in rec:
-                    continue
-                line, = ax.plot(s, rec[metric]["mean"], marker="o", ms=3, label=method,
-                                lw=2.2 if method == CSG else 1.2)
-                ax.fill_between(s, rec[metric]["min"], rec[metric]["max"], color=line.get_color(), alpha=0.15)
+            shown = {m: rec for m, rec in results["methods"].items() if metric in rec}
+            lines = plot_curves(ax, s, {m: rec[metric]["mean"] for m, rec in shown.items()}, lw=1.2)
+            for method, rec in shown.items():
+                if method == CSG:
+                    lines[method].set_linewidth(2.2)
+                ax.fill_between(s, rec[metric]["min"], rec[metric]["max"], color=lines[method].get_color(),
+                                alpha=0.15)
             ax.set(xlabel="perturbation scale s", title=metric.replace("_", " "))
             if metric in CAPS_METRICS:
                 ax.set_yscale("log")

@@ -198,10 +198,10 @@ def _snr_figure(out: dict, ctx) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from chanlab.experiments._plotting import plot_curves
+
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for name, rates in out["sum_rate"].items():
-        style = "--" if name.endswith("csit") else "-"
-        ax.plot(out["snr_db"], rates, style, marker="o", label=_LABELS.get(name, name))
+    plot_curves(ax, out["snr_db"], {_LABELS.get(name, name): rates for name, rates in out["sum_rate"].items()})
     ax.set_xlabel("SNR (dB)")
     ax.set_ylabel("sum rate (bit/s/Hz)")
     ax.set_title(f"M = {out['n_ant']}, L = {out['n_pilots']}, K = {out['n_users']}, "

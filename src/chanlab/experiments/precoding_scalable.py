@@ -96,12 +96,13 @@ def _figure(out: dict, ctx, xs: list, xlabel: str, name: str, title: str) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from chanlab.experiments._plotting import plot_curves
+
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for scheme, row in out["sum_rate"].items():
-        ys = [row[str(x)] if isinstance(row, dict) else row for x in xs]
-        if isinstance(row, dict) and not all(str(x) in row for x in xs):
-            continue
-        ax.plot(xs, ys, "--" if scheme == "zf_csit" else "-", marker="o", label=scheme)
+    curves = {scheme: [row[str(x)] if isinstance(row, dict) else row for x in xs]
+              for scheme, row in out["sum_rate"].items()
+              if not isinstance(row, dict) or all(str(x) in row for x in xs)}
+    plot_curves(ax, xs, curves)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("sum rate (bit/s/Hz)")
     ax.set_title(title)
