@@ -157,7 +157,10 @@ class ChannelSpaceGridizer:
     def predict_rsrp(self, beam_pattern: torch.Tensor) -> torch.Tensor:
         """Average RSRP of each grid under another beam pattern (eq. 29): ``[M', N] → [K, M']`` dBm.
 
-        Empty grids (no fitted sample) predict −inf dBm.
+        A grid that no fitted sample was assigned to has no average CAPS (eq. 30 averages over its
+        samples), so its row is −inf dBm: "no power predicted", which sorts below every real RSRP and
+        drops out of a max over grids. ``grid_sizes_ > 0`` selects the grids with a prediction; the
+        active ratio (``history_.active_ratio``) says how many there are.
         """
         a = torch.as_tensor(beam_pattern).to(torch.float64)
         if a.ndim != 2 or a.shape[1] != self.beam_pattern.shape[1]:
