@@ -10,7 +10,13 @@ import pytest
 import scipy.io
 import torch
 
-from chanlab.channels.loaders import cost2100_path, load_cost2100, load_multiuser, read_mat
+from chanlab.channels.loaders import (
+    cost2100_path,
+    load_cost2100,
+    load_mat_channels,
+    load_multiuser,
+    read_mat,
+)
 from chanlab.core.errors import ConfigError, DataError
 
 MATLAB_HEADER = (b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 "
@@ -95,6 +101,23 @@ def test_read_mat_v73_transposes_as_matlab_stores(tmp_path):
 def test_read_mat_missing_file(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         read_mat(tmp_path / "nope.mat")
+
+
+def test_directory_instead_of_a_mat_file(tmp_path):
+    folder = tmp_path / "cost2100"
+    folder.mkdir()
+    for load in (read_mat, load_cost2100, load_multiuser, load_mat_channels):
+        with pytest.raises(DataError, match="expected a .mat file, got a directory") as info:
+            load(folder)
+        assert "no such file" not in str(info.value)
+    (folder / "DATA_Htrainin.mat").touch()
+    with pytest.raises(DataError, match="got a directory .*DATA_H.*cost2100_path"):
+        read_mat(folder)
+    (folder / "DATA_Hvalin.mat").mkdir()
+    with pytest.raises(DataError, match="DATA_Hvalin.mat: .*got a directory"):
+        cost2100_path(folder, "val")
+    with pytest.raises(DataError, match="expected the folder .*, got a file"):
+        cost2100_path(folder / "DATA_Htrainin.mat")
 
 
 def test_read_mat_unreadable_file(tmp_path):

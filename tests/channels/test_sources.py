@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -49,3 +51,43 @@ def test_parameter_errors():
     with pytest.raises(ConfigError, match="num"):
         generate_dataset("cdl", {"num": 0})
     assert set(SOURCES) == {"cdl", "umi", "uma", "rma", "inh", "multiuser", "cellfree"}
+
+
+def test_out_is_a_directory(tmp_path, monkeypatch):
+    from chanlab.channels import store
+
+    def never(*args, **kwargs):
+        raise AssertionError("nothing may be generated before --out is checked")
+
+    monkeypatch.setattr(store, "cached_dataset", never)
+    with pytest.raises(ConfigError, match=rf"--out {tmp_path} is a directory; give a file name such as "
+                                          rf"{tmp_path}/cdl\.h5") as info:
+        generate_dataset("cdl", dict(num=2, **TINY), out=tmp_path)
+    assert ".tmp" not in str(info.value)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(NotADirectoryError) as err:
+        generate_dataset("cdl", dict(num=2, **TINY), out=tmp_path / "f" / "sub" / "d.h5")
+    assert err.value.filename == str(tmp_path / "f")
+
+
+def test_cli_out_messages_name_the_real_file(tmp_path, monkeypatch, capsys):
+    from chanlab import cli
+    from chanlab.core import atomic
+
+    args = ["data", "generate", "cdl", "--num", "2", "--n-ant", "2", "--n-sc", "8"]
+    assert cli.main(args + ["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path} is a directory" in err and ".tmp" not in err
+
+    # A folder that refuses new files (simulated: tests may run as root): the message names --out.
+    real_mkstemp = atomic.tempfile.mkstemp
+
+    def refuse(prefix, suffix, dir):
+        if Path(dir) != tmp_path:                       # the cache folder stays writable
+            return real_mkstemp(prefix=prefix, suffix=suffix, dir=dir)
+        raise PermissionError(13, "Permission denied", f"{dir}/{prefix}x1y2z3{suffix}")
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
+    assert cli.main(args + ["--out", str(tmp_path / "d.h5")]) == 2
+    err = capsys.readouterr().err
+    assert f"Permission denied: {tmp_path / 'd.h5'}" in err and ".tmp" not in err

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -233,6 +235,89 @@ def test_read_missing_key_names_available(tmp_path):
     write(tmp_path / "d.h5", {"H": channel(), "y": np.zeros(2)})
     with pytest.raises(DataError, match=r"\['X'\].*got only \['H', 'y'\]"):
         read_dataset(tmp_path / "d.h5", keys=["H", "X"])
+
+
+# --------------------------------------------------------------------------- damage on disk
+
+
+def _damage(path: Path, name: str, n: int = 400) -> None:
+    """Zero ``n`` bytes in the middle of array ``name``'s raw data (not free space or metadata)."""
+    with h5py.File(path, "r") as f:
+        ds = f[name]
+        offset, size = ds.id.get_offset(), ds.id.get_storage_size()
+    assert offset is not None and size > n
+    with open(path, "r+b") as fh:
+        fh.seek(offset + (size - n) // 2)
+        fh.write(b"\0" * n)
+
+
+def test_damaged_array_is_detected(tmp_path):
+    path = write(tmp_path / "d.h5", {"H": channel(8, 8, 16), "y": np.arange(300, dtype=np.float64) + 1})
+    _damage(path, "H")
+    with pytest.raises(DataError) as info:
+        read_dataset(path)
+    msg = str(info.value)
+    assert str(path) in msg and "array 'H' is damaged" in msg and "checksum" in msg
+    assert "delete the file and generate it again" in msg
+    # Only the arrays read are checked: the intact one still reads.
+    np.testing.assert_array_equal(read_dataset(path, keys=["y"]).arrays["y"], np.arange(300) + 1.0)
+    with pytest.raises(DataError, match="array 'H' is damaged"):
+        read_dataset(path, keys=["H"])
+    # Metadata-only reads do not hash (and still work).
+    assert dataset_info(path)["datasets"]["H"]["shape"] == (8, 8, 16)
+
+
+def test_damaged_compressed_array_is_detected(tmp_path):
+    path = write(tmp_path / "d.h5", {"H": channel(8, 8, 16)}, compression="gzip")
+    with h5py.File(path, "r") as f:
+        offset, size = f["H"].id.get_chunk_info(0).byte_offset, f["H"].id.get_chunk_info(0).size
+    with open(path, "r+b") as fh:
+        fh.seek(offset + size // 2)
+        fh.write(b"\0" * min(400, size // 4))
+    with pytest.raises(DataError, match=rf"{re.escape(str(path))}: array 'H' is damaged.*generate it again"):
+        read_dataset(path)
+
+
+def test_checksum_is_an_attribute_of_each_array(tmp_path):
+    h = channel()
+    path = write(tmp_path / "d.h5", {"H": h, "s": np.float32(2.5)})
+    with h5py.File(path, "r") as f:
+        assert f["H"].attrs["chanlab_checksum"] == "sha256:" + hashlib.sha256(h.tobytes()).hexdigest()
+        assert "chanlab_checksum" in f["s"].attrs and "chanlab_checksum" not in f.attrs
+    assert "chanlab_checksum" not in read_dataset(path).provenance
+
+
+def test_big_endian_arrays_verify(tmp_path):
+    x = np.arange(10, dtype=">f8")
+    path = write(tmp_path / "d.h5", {"x": x, "c": (x + 1j * x).astype(">c16")})
+    ds = read_dataset(path)
+    np.testing.assert_array_equal(ds.arrays["x"], x)
+
+
+def test_files_without_checksums_still_read(tmp_path):
+    """Files written before checksums existed: no attribute, no verification, no failure."""
+    path = write(tmp_path / "d.h5", {"H": channel()})
+    with h5py.File(path, "r+") as f:
+        del f["H"].attrs["chanlab_checksum"]
+    _damage(path, "H", n=8)
+    assert read_dataset(path).arrays["H"].shape == channel().shape
+
+
+def test_directory_instead_of_a_dataset(tmp_path):
+    (tmp_path / "d.h5").mkdir()
+    for read in (read_dataset, dataset_info):
+        with pytest.raises(DataError, match="expected a chanlab dataset file, got a directory"):
+            read(tmp_path / "d.h5")
+        with pytest.raises(DataError, match="no such file"):
+            read(tmp_path / "missing.h5")
+
+
+def test_writing_onto_a_directory_names_it(tmp_path):
+    (tmp_path / "d.h5").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        write(tmp_path / "d.h5")
+    assert info.value.filename == str(tmp_path / "d.h5") and ".tmp" not in str(info.value)
+    assert files_in(tmp_path) == ["d.h5"]
 
 
 # --------------------------------------------------------------------------- cache

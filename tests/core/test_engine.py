@@ -131,7 +131,8 @@ def test_ctrl_c_saves_inside_the_epoch_and_resumes_exactly(tmp_path):
 def test_only_the_latest_state_and_the_best_weights_are_kept(tmp_path):
     t = _trainer(tmp_path, every_epochs=1)
     h = t.fit()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["stage.best-%d.pt" % h.best_epoch, "stage.pt"]
+    best = "stage.best-%d.pt" % h.best_epoch
+    assert sorted(p.name for p in tmp_path.iterdir()) == [best, best + ".sha256", "stage.pt", "stage.pt.sha256"]
     again = _trainer(tmp_path)
     assert again.start_epoch == 6
     again.fit()                                           # nothing left to run: loads the best weights
@@ -143,6 +144,29 @@ def test_missing_best_weights_name_the_file_to_delete(tmp_path):
     (tmp_path / f"stage.best-{h.best_epoch}.pt").unlink()
     with pytest.raises(CheckpointError, match="delete .*stage.pt"):
         _trainer(tmp_path)
+
+
+def _damage(path):
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 16] = bytes(b ^ 0xFF for b in data[mid:mid + 16])
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_checkpoints_name_the_file_and_say_deleting_restarts_the_stage(tmp_path):
+    h = _trainer(tmp_path).fit()
+    best = tmp_path / f"stage.best-{h.best_epoch}.pt"
+    _damage(best)
+    with pytest.raises(CheckpointError, match=r"stage\.best-\d+\.pt: damaged.*delete it and .*stage\.pt "
+                                              r"to restart this training stage"):
+        _trainer(tmp_path)
+    _damage(tmp_path / "stage.pt")
+    with pytest.raises(CheckpointError, match=r"stage\.pt: damaged.*delete it to restart this training stage"):
+        _trainer(tmp_path)
+    (tmp_path / "stage.pt").unlink()                      # what the message says: the stage starts again
+    again = _trainer(tmp_path)
+    assert not again.resumed and again.start_epoch == 0
+    again.fit()
 
 
 def test_bad_arguments_are_config_errors():

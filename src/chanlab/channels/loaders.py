@@ -89,9 +89,13 @@ def read_mat(path: str | os.PathLike) -> dict[str, np.ndarray]:
         variable name -> array (MATLAB matrices are at least 2-D).
 
     Raises:
-        DataError: the file is missing or cannot be read as a MAT-file.
+        DataError: the file is missing, is a directory, or cannot be read as a MAT-file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: expected a .mat file, got a directory"
+                        + (" (CsiNet's COST2100 folder? pass one of its DATA_H*.mat files, or the folder "
+                           "to cost2100_path)" if any(path.glob("DATA_H*.mat")) else ""))
     if not path.is_file():
         raise DataError(f"{path}: expected an existing .mat file, got no such file")
     try:
@@ -131,13 +135,17 @@ def cost2100_path(folder: str | os.PathLike, split: str = "train", env: str = "i
 
     Raises:
         ConfigError: unknown split or env.
-        DataError: the file is not there.
+        DataError: ``folder`` is a file, or the file is not there (or is a directory).
     """
     if split not in _COST2100_SPLITS:
         raise ConfigError(f"split: expected one of {list(_COST2100_SPLITS)}, got {split!r}")
     if env not in _COST2100_ENVS:
         raise ConfigError(f"env: expected one of {list(_COST2100_ENVS)}, got {env!r}")
+    if Path(folder).is_file():
+        raise DataError(f"{folder}: expected the folder holding CsiNet's DATA_H*.mat files, got a file")
     path = Path(folder) / f"DATA_H{split}{env}.mat"
+    if path.is_dir():
+        raise DataError(f"{path}: expected CsiNet's COST2100 file here, got a directory")
     if not path.is_file():
         raise DataError(f"{path}: expected CsiNet's COST2100 file here, got no such file")
     return path

@@ -11,6 +11,8 @@ and seed (not on batch sizes).
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -225,9 +227,29 @@ def get_source(name: str) -> DataSource:
     return SOURCES[name]
 
 
+def _check_out(out: Path, source: str) -> None:
+    """Refuse an ``out`` that cannot be written, before minutes of generation rather than after."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file name such as {out / (source + '.h5')}")
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"Not a directory (a file is in the way of the folder for "
+                                 f"{out.name})", str(folder))
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "Permission denied", str(out))
+
+
 def generate_dataset(source: str, params: Mapping[str, Any], *, seed: int = 0, device: str | torch.device = "cpu",
                      out: str | Path | None = None, cache: Path | None = None) -> tuple[Path, bool]:
     """Generate (or fetch from the cache) a dataset; optionally copy it to ``out``.
+
+    ``out`` is a file name (its folders are created). An existing directory is refused with a
+    ConfigError that suggests ``DIR/<source>.h5`` rather than guessing a name inside it, so that
+    two runs with different parameters never silently overwrite the same guessed file. ``out`` is
+    checked before anything is generated: a directory, a file in the way of its folder or a
+    folder that cannot be written fails at once, naming ``out``.
 
     Returns:
         ``(path, from_cache)``: the file written (``out`` if given, else the cache file) and
@@ -240,6 +262,8 @@ def generate_dataset(source: str, params: Mapping[str, Any], *, seed: int = 0, d
     resolved = src.resolve(params)
     if resolved.get("num") is not None and resolved["num"] < 1:
         raise ConfigError(f"num: expected a positive number of samples, got {resolved['num']}")
+    if out is not None:
+        _check_out(Path(out), source)
     dev = select_device(device)
     key_params = dict(resolved, device_type=dev.type)
     attrs = dict(src.describe(resolved), source=source, summary=src.summary)

@@ -11,12 +11,25 @@ File layout (one HDF5 file per dataset)::
     attrs["created"]          ISO 8601 UTC time
     attrs[<extra>]            each extra attribute: strings and numbers as they are,
                               lists and dicts as JSON text
+    /<name>.attrs["chanlab_checksum"]
+                              "sha256:<hex>", the SHA-256 of the array's bytes (C order,
+                              little-endian), verified by :func:`read_dataset`
 
 Complex arrays are stored natively by h5py (a compound of ``r``/``i`` fields), so
 complex64 comes back as complex64.
 
 Files are written atomically (temporary file, then rename), so a reader — or a cache lookup —
 never sees a half-written dataset.
+
+Damage on disk (a bad sector, a truncated copy, a byte flipped in transit) is detected: each
+array carries its checksum as an attribute of its own HDF5 dataset, written inside the same
+atomic write, and :func:`read_dataset` recomputes it for every array it reads (only those: reading
+some keys checks only those arrays). A mismatch raises :class:`DataError` naming the file and the
+array and saying to delete the file and generate it again. SHA-256 through :mod:`hashlib` runs at
+about 1.3 GB/s on one core with the SHA extensions of current x86 CPUs: reading a 100 MB array
+took ~0.15 s instead of ~0.06 s when measured. Files written before checksums existed have no such attribute and are read
+without verification. :func:`dataset_info` and the cache lookup read only metadata and do not
+verify (a damaged cache file is reported when its arrays are read).
 """
 
 from __future__ import annotations
@@ -55,6 +68,9 @@ _FORMAT_ATTR = "chanlab_format"
 # Provenance keys written by chanlab itself; extra attrs may not shadow them.
 _RESERVED = frozenset({_FORMAT_ATTR, "generator", "params", "seed", "chanlab_version", "created"})
 _COMPRESSIONS = (None, "gzip", "lzf")
+# Per-array attribute holding "<algorithm>:<hex digest>" of the array's bytes.
+_CHECKSUM_ATTR = "chanlab_checksum"
+_CHECKSUM_ALGORITHM = "sha256"
 # Kinds h5py stores natively and that make sense as channel data: bool, int, uint, float, complex.
 _NUMERIC_KINDS = "biufc"
 
@@ -131,6 +147,42 @@ def _check_seed(seed: int | None) -> int | None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise DataError(f"seed: expected an integer or None, got {seed!r}")
     return int(seed)
+
+
+# --------------------------------------------------------------------------- checksums
+
+# What to do about a damaged file (the cache rebuilds a missing entry on its next use).
+_RECOVER = ("delete the file and generate it again (a file in the chanlab cache is rebuilt "
+            "automatically on next use; `chanlab data generate` writes it again)")
+
+
+def _digest(arr: np.ndarray, algorithm: str = _CHECKSUM_ALGORITHM) -> str:
+    """Hex digest of an array's bytes in C order and little-endian byte order.
+
+    The byte order is fixed so that a big-endian array (which h5py stores and reads back as
+    big-endian) hashes the same whatever the machine. The buffer is hashed in place (no copy
+    for the usual contiguous little-endian arrays); hashlib releases the GIL while it runs.
+    """
+    a = np.asarray(arr)
+    if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and not np.little_endian):
+        a = a.astype(a.dtype.newbyteorder("<"))
+    a = np.ascontiguousarray(a)
+    return hashlib.new(algorithm, memoryview(a.reshape(-1)).cast("B")).hexdigest()
+
+
+def _verify(path: Path, name: str, ds: h5py.Dataset, arr: np.ndarray) -> None:
+    """Compare ``arr`` (read from ``ds``) with the checksum stored beside it, if any."""
+    stored = ds.attrs.get(_CHECKSUM_ATTR)
+    if stored is None:
+        return  # written before checksums existed
+    stored = _attr_value(stored)
+    algorithm, _, expected = str(stored).partition(":")
+    if algorithm not in hashlib.algorithms_available:
+        return  # written by a newer chanlab with an algorithm this Python lacks: cannot check
+    if _digest(arr, algorithm) != expected.lower():
+        raise DataError(f"{path}: array {name!r} is damaged: its {algorithm.upper()} checksum does not match "
+                        f"the one stored when the file was written (the file was damaged or changed since); "
+                        f"{_RECOVER}")
 
 
 # --------------------------------------------------------------------------- writing
@@ -216,7 +268,8 @@ def write_dataset(path: str | os.PathLike, arrays: Mapping[str, ArrayInput], *, 
             for name, arr in data.items():
                 # HDF5 filters need chunked storage, which scalar and empty datasets lack.
                 use = compression if arr.ndim and arr.size else None
-                f.create_dataset(name, data=arr, compression=use)
+                ds = f.create_dataset(name, data=arr, compression=use)
+                ds.attrs[_CHECKSUM_ATTR] = f"{_CHECKSUM_ALGORITHM}:{_digest(arr)}"
     return path
 
 
@@ -226,6 +279,8 @@ def write_dataset(path: str | os.PathLike, arrays: Mapping[str, ArrayInput], *, 
 def _open(path: str | os.PathLike) -> h5py.File:
     """Open a chanlab dataset file read-only, or raise DataError saying why it is not one."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: expected a chanlab dataset file, got a directory")
     if not path.is_file():
         raise DataError(f"{path}: expected an existing chanlab dataset file, got no such file")
     try:
@@ -279,8 +334,10 @@ def read_dataset(path: str | os.PathLike, keys: Sequence[str] | None = None) -> 
         :class:`Dataset` with the arrays (dtypes and shapes as written) and provenance.
 
     Raises:
-        DataError: the file is missing, not HDF5, not a chanlab dataset, or lacks a key
-            (the message names the keys available).
+        DataError: the file is missing, a directory, not HDF5, not a chanlab dataset, or
+            lacks a key (the message names the keys available); or an array read does not
+            match its stored checksum or cannot be read (the message names the array and
+            says to delete the file and generate it again).
     """
     with _open(path) as f:
         available = sorted(k for k, v in f.items() if isinstance(v, h5py.Dataset))
@@ -289,10 +346,14 @@ def read_dataset(path: str | os.PathLike, keys: Sequence[str] | None = None) -> 
         if missing:
             raise DataError(f"{path}: expected arrays {missing} to be present, "
                             f"got only {available}")
-        try:
-            arrays = {k: f[k][()] for k in wanted}
-        except OSError as exc:  # e.g. a corrupt chunk
-            raise DataError(f"{path}: expected readable arrays, got a read error ({exc})") from None
+        arrays = {}
+        for k in wanted:
+            try:
+                arrays[k] = f[k][()]
+            except OSError as exc:  # e.g. a corrupt compressed chunk
+                raise DataError(f"{path}: array {k!r} is damaged, got a read error ({exc}); "
+                                f"{_RECOVER}") from None
+            _verify(Path(path), k, f[k], arrays[k])
         return Dataset(arrays=arrays, provenance=_provenance(f), path=Path(path))
 
 
