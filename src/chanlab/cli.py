@@ -1,7 +1,8 @@
 """The ``chanlab`` command.
 
     chanlab list
-    chanlab run NAME [--preset quick] [--set key=value ...] [--out DIR] [--device auto] [--seed 0] [--resume]
+    chanlab run NAME [--preset quick] [--set key=value ...] [--out DIR] [--device auto] [--seed 0]
+    chanlab run [NAME] --out DIR --resume          (continue a run with the settings in DIR/config.json)
     chanlab verify NAME [--preset quick] [--set ...] [--out DIR] [--device auto] [--seed 0] [--threads N]
     chanlab verify NAME --results RUN_DIR          (re-check a finished run without running it)
     chanlab report RUN_DIR... [--out report.html]
@@ -10,7 +11,11 @@
     chanlab demo [--out DIR] [--device auto]
 
 Bad input gives a one-line message on stderr and exit status 2; a claim that is not a PASS
-(FAIL or TIE) in ``verify`` gives exit status 1.
+(FAIL or TIE) in ``verify`` gives exit status 1; an interrupted run prints the command that
+continues it and exits with 130.
+
+``--help``, ``list`` and ``data generate --help`` import no torch: they read the static
+indexes of :mod:`chanlab.cli_index`; everything heavy is imported inside the command that needs it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"chanlab: error: {message} (see '{self.prog} --help')\n")
 
 
+class _Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C; ``hint`` says how to continue it."""
+
+    def __init__(self, hint: str):
+        super().__init__(hint)
+        self.hint = hint
+
+
 def _experiments():
     import chanlab.experiments  # noqa: F401  (registers every experiment)
     from chanlab.core import registry
@@ -41,13 +54,15 @@ def _experiments():
     return registry
 
 
-def _add_run_args(p: argparse.ArgumentParser, default_preset: str = "quick") -> None:
-    p.add_argument("--preset", default=default_preset, help=f"smoke, quick or paper (default {default_preset})")
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    # preset and seed default to None so that --resume can tell what the user passed
+    p.add_argument("--preset", default=None, help="smoke, quick or paper (default quick)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (dotted key), repeatable")
+                   help="override a config value (dotted key), repeatable; a tuple may be a comma list: "
+                        "--set data.models=A,D")
     p.add_argument("--out", default=None, help="run folder (default runs/NAME/TIMESTAMP)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="run seed (default 0)")
     _add_threads_arg(p)
 
 
@@ -58,11 +73,16 @@ def _add_threads_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    registry = _experiments()
-    experiments = registry.list_experiments()
-    width = max((len(e.name) for e in experiments), default=4)
-    for e in experiments:
-        print(f"{e.name.ljust(width)}  {e.summary}")
+    from chanlab.cli_index import experiment_index, format_seconds, quick_time_measured_on
+
+    experiments = experiment_index()
+    width = max((len(name) for name in experiments), default=10)
+    print(f"{'EXPERIMENT'.ljust(width)}  CLAIMS  QUICK   SUMMARY")
+    for name, e in experiments.items():
+        print(f"{name.ljust(width)}  {e['claims']:>6}  {format_seconds(e.get('quick_time_s')):<6}  {e['summary']}")
+    machine = quick_time_measured_on()
+    print(f"\nCLAIMS: claims 'chanlab verify NAME' checks; QUICK: measured time of the quick preset"
+          f"{f' ({machine})' if machine else ''}; ?: not measured")
     return 0
 
 
@@ -75,13 +95,37 @@ def _print_run(result) -> None:
         print(f"figure: {fig}")
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from chanlab.core.run import run_experiment
+def _run(name: str | None, args: argparse.Namespace, *, resume: bool = False, verify: bool = False):
+    """``run_experiment`` for a command; on Ctrl-C, an :class:`_Interrupted` naming the command
+    that continues the run."""
+    import shlex
+    from pathlib import Path
+
+    from chanlab.core.run import default_out, resume_command, run_experiment
 
     _experiments()
     _set_threads(args)
-    result = run_experiment(args.name, preset=args.preset, overrides=args.overrides, out=args.out,
-                            device=args.device, seed=args.seed, resume=args.resume)
+    out = Path(args.out) if args.out is not None else (None if resume or name is None else default_out(name))
+    try:
+        return run_experiment(name, preset=args.preset, overrides=args.overrides, out=out, device=args.device,
+                              seed=args.seed, resume=resume)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, _Interrupted) or out is None or not (out / "config.json").is_file():
+            raise
+        try:
+            name = json.loads((out / "config.json").read_text())["experiment"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        hint = f"continue with: {resume_command(name, out, args.device)}"
+        if verify:
+            hint += f", then check it with: chanlab verify {shlex.quote(name)} --results {shlex.quote(str(out))}"
+        raise _Interrupted(hint) from exc
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.name is None and not args.resume:
+        args.parser.error("the following arguments are required: name (or --out DIR --resume)")
+    result = _run(args.name, args, resume=args.resume)
     _print_run(result)
     return 0
 
@@ -89,7 +133,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from chanlab.core.atomic import atomic_write_json
     from chanlab.core.claims import check_claims
-    from chanlab.core.run import load_run, run_experiment
+    from chanlab.core.run import load_run
 
     registry = _experiments()
     experiment = registry.get_experiment(args.name)
@@ -100,9 +144,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         run = load_run(args.results, expect=args.name)
         results, out = run.results, run.out
     else:
-        _set_threads(args)
-        result = run_experiment(args.name, preset=args.preset, overrides=args.overrides, out=args.out,
-                                device=args.device, seed=args.seed)
+        result = _run(args.name, args, verify=True)
         results, out = result.results, result.out
     verdicts = check_claims(experiment.claims, results)
     for v in verdicts:
@@ -138,12 +180,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from chanlab.core.run import run_experiment
-
-    _experiments()
-    _set_threads(args)
-    print(f"chanlab demo: running {DEMO_EXPERIMENT} (preset {args.preset})")
-    result = run_experiment(DEMO_EXPERIMENT, preset=args.preset, out=args.out, device=args.device, seed=args.seed)
+    print(f"chanlab demo: running {DEMO_EXPERIMENT} (preset {args.preset})", flush=True)
+    args.overrides = []
+    result = _run(DEMO_EXPERIMENT, args)
     _print_run(result)
     return 0
 
@@ -179,9 +218,9 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests and docs)."""
+    """The argument parser (exposed for tests and docs); builds without importing torch."""
     from chanlab import __version__
-    from chanlab.channels.sources import SOURCES
+    from chanlab.cli_index import param_type, source_index
 
     parser = _Parser(prog="chanlab", description="Learned wireless channel representations.")
     parser.add_argument("--version", action="version", version=f"chanlab {__version__}")
@@ -191,10 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("run", help="run an experiment and write its run folder")
-    p.add_argument("name")
+    p.add_argument("name", nargs="?", help="the experiment ('chanlab list'); optional with --resume")
     _add_run_args(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.set_defaults(func=_cmd_run)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint, with the experiment, preset, "
+                        "overrides and seed stored in its config.json")
+    p.set_defaults(func=_cmd_run, parser=p)
 
     p = sub.add_parser("verify", help="run an experiment (or read a finished run) and check its claims "
                                       "(PASS / FAIL / TIE)")
@@ -225,13 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="data_command", required=True, metavar="ACTION")
     gen = data.add_parser("generate", help="generate a dataset (cached)").add_subparsers(
         dest="source", required=True, metavar="SOURCE")
-    for source in SOURCES.values():
-        sp = gen.add_parser(source.name, help=source.summary, description=source.summary)
-        for prm in source.params:
-            flag = "--" + prm.name.replace("_", "-")
-            default = f" (default {prm.default})" if prm.default is not None else ""
-            sp.add_argument(flag, dest=prm.name, type=prm.type, default=None, choices=prm.choices,
-                            help=prm.help + default)
+    for source_name, source in source_index().items():
+        sp = gen.add_parser(source_name, help=source["summary"], description=source["summary"])
+        for prm in source["params"]:
+            flag = "--" + prm["name"].replace("_", "-")
+            default = f" (default {prm['default']})" if prm["default"] is not None else ""
+            sp.add_argument(flag, dest=prm["name"], type=param_type(prm["type"]), default=None,
+                            choices=prm["choices"], help=prm["help"] + default)
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
         sp.add_argument("--out", default=None, help="copy the dataset here (default: print the cache path)")
@@ -245,18 +286,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``chanlab`` console script."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()      # inside the try: a reader that went away (| head) is noticed here
+        return code
+    except BrokenPipeError:
+        # The reader of stdout (e.g. `chanlab list | head`) closed it: stop quietly. Python's docs
+        # recommend pointing stdout at devnull, so that the flush at exit does not fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):   # no real file descriptor (e.g. captured in tests)
+            pass
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        raise
     except ChanlabError as exc:
         print(f"chanlab: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"chanlab: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("chanlab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        hint = f"; {exc.hint}" if isinstance(exc, _Interrupted) else ""
+        print(f"chanlab: interrupted{hint}", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not bad input: one line by default, the traceback on request
         if os.environ.get("CHANLAB_DEBUG"):

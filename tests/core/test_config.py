@@ -79,3 +79,67 @@ def test_operand_dtype_promotes_and_checks_finiteness():
     with pytest.raises(DataError, match="b: contains NaN"):
         operand_dtype(a, bad, ("a", "b"))
     assert operand_dtype(a, bad, ("a", "b"), finite=False) == torch.complex64
+
+
+@dataclass(frozen=True)
+class Data:
+    models: tuple[str, ...] = field(default=("A", "B"), metadata={"choices": ("A", "B", "C", "D", "E")})
+    model: str = field(default="C", metadata={"choices": lambda: ("A", "B", "C", "D", "E")})
+    scales: tuple[float, ...] = (0.5,)
+    pair: tuple[int, int] = (1, 2)
+    seeds: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Outer:
+    data: Data = field(default_factory=Data)
+
+
+@pytest.mark.parametrize("item, expected", [
+    ("data.models=A,D", ("A", "D")),                  # a bare comma list
+    ("data.models=C", ("C",)),
+    ("data.models='A','E'", ("A", "E")),
+    ("data.models=('B', 'C')", ("B", "C")),
+    ("data.models=A,", ("A",)),
+    ("data.scales=0.1,0.5", (0.1, 0.5)),
+    ("data.pair=3,4", (3, 4)),
+    ("data.seeds=1,2", (1, 2)),
+    ("data.seeds=none", None),
+])
+def test_comma_lists(item, expected):
+    key = item.split("=")[0].split(".")[1]
+    assert getattr(apply_overrides(Outer(), [item]).data, key) == expected
+
+
+@pytest.mark.parametrize("item, match", [
+    ("data.models=A,Z", r"^data\.models: 'Z' not allowed; choose from A, B, C, D, E$"),
+    ("data.models=X,Y", r"^data\.models: 'X', 'Y' not allowed"),
+    ("data.model=Q", r"^data\.model: 'Q' not allowed; choose from A, B, C, D, E$"),   # lazy choices
+    ("data.scales=0.1,x", r"^data\.scales\[1\]: expected a number, got 'x'"),
+    ("data.pair=1,2,3", r"^data\.pair: expected 2 values, got 3"),
+    ("data.models=", r"^data\.models: expected at least one value"),
+])
+def test_element_types_and_choices_name_the_full_key(item, match):
+    with pytest.raises(ConfigError, match=match):
+        apply_overrides(Outer(), [item])
+
+
+def test_choices_apply_to_mappings_and_presets_too():
+    with pytest.raises(ConfigError, match="data.models: 'F' not allowed"):
+        apply_overrides(Outer(), {"data.models": ("A", "F")})
+
+
+def test_choices_from_names_a_module_attribute():
+    import dataclasses
+
+    from chanlab.core.config import choices_from, field_choices
+
+    @dataclass(frozen=True)
+    class WithChoices:
+        unit: str = field(default="smoke", metadata=choices_from("chanlab.core.registry", "PRESETS"))
+
+    (f,) = dataclasses.fields(WithChoices)
+    assert field_choices(f) == ("smoke", "quick", "paper")
+    assert apply_overrides(WithChoices(), ["unit=quick"]).unit == "quick"
+    with pytest.raises(ConfigError, match="unit: 'huge' not allowed; choose from smoke, quick, paper"):
+        apply_overrides(WithChoices(), ["unit=huge"])

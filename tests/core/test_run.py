@@ -72,10 +72,97 @@ def test_killed_run_resumes_from_checkpoint(tmp_path):
 def test_resume_checks_config(tmp_path):
     out = tmp_path / "run"
     run_experiment("test/toy", preset="smoke", out=out, device="cpu")
-    with pytest.raises(ConfigError, match="another experiment, config or seed"):
+    with pytest.raises(ConfigError, match="holds a run with other settings: preset: 'smoke' in the run, 'quick' "
+                                          "given; steps: 2 in the run, 4 given"):
         run_experiment("test/toy", preset="quick", out=out, device="cpu", resume=True)
     with pytest.raises(ConfigError, match="holds no run"):
         run_experiment("test/toy", preset="smoke", out=tmp_path / "empty", device="cpu", resume=True)
+    with pytest.raises(ConfigError, match="holds a run of 'test/toy', not 'test/other'"):
+        run_experiment("test/other", out=out, device="cpu", resume=True)
+    with pytest.raises(ConfigError, match="--resume: name the run folder"):
+        run_experiment("test/toy", device="cpu", resume=True)
+
+
+def test_resume_by_folder_alone_keeps_preset_overrides_and_seed(tmp_path):
+    out = tmp_path / "run"
+    _CRASH_AT["step"] = 2
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("test/toy", preset="paper", overrides=["lr=0.25", "steps=5"], out=out, device="cpu", seed=3)
+    log = (out / "log.txt").read_text()
+    assert "interrupted" in log and f"chanlab run test/toy --out {out} --resume" in log
+    res = run_experiment(out=out, device="cpu", resume=True)          # no name, preset, overrides or seed
+    assert res.results["start"] == 2 and res.experiment.name == "test/toy"
+    record = json.loads((out / "config.json").read_text())
+    assert record["preset"] == "paper" and record["overrides"] == ["lr=0.25", "steps=5"] and record["seed"] == 3
+    fresh = run_experiment("test/toy", preset="paper", overrides=["lr=0.25", "steps=5"], out=tmp_path / "fresh",
+                           device="cpu", seed=3)
+    assert res.results == dict(fresh.results, start=2)
+
+
+def test_resume_accepts_the_same_settings_and_names_each_difference(tmp_path):
+    out = tmp_path / "run"
+    _CRASH_AT["step"] = 1
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("test/toy", preset="smoke", overrides=["lr=0.25"], out=out, device="cpu", seed=3)
+    with pytest.raises(ConfigError) as exc:
+        run_experiment("test/toy", preset="smoke", overrides=["lr=0.5", "steps=3"], out=out, device="cpu", seed=4,
+                       resume=True)
+    message = str(exc.value)
+    assert "seed: 3 in the run, 4 given" in message and "lr: 0.25 in the run, 0.5 given" in message
+    assert "steps: 2 in the run, 3 given" in message and "preset:" not in message
+    assert "leave out --preset, --set and --seed" in message
+    # retyping the run's own settings (or a part of them) is fine
+    res = run_experiment("test/toy", preset="smoke", overrides=["lr=0.25"], out=out, device="cpu", seed=3,
+                         resume=True)
+    assert res.results["start"] == 1
+
+
+class _Failing:
+    error: BaseException | None = None
+    write_first = False
+
+
+@dataclass(frozen=True)
+class FailConfig:
+    n: int = 1
+
+
+def _run_failing(cfg, ctx):
+    if _Failing.write_first:
+        (ctx.out / "partial.txt").write_text("something")
+    raise _Failing.error
+
+
+register(Experiment(name="test/failing", summary="fails", config=FailConfig, run=_run_failing,
+                    presets={"smoke": {}, "quick": {}, "paper": {}}))
+
+
+def test_config_error_before_any_output_leaves_no_folder(tmp_path):
+    _Failing.error, _Failing.write_first = ConfigError("n: the experiment rejects it"), False
+    out = tmp_path / "runs" / "deep" / "run"
+    with pytest.raises(ConfigError, match="rejects it"):
+        run_experiment("test/failing", out=out, device="cpu")
+    assert not (tmp_path / "runs").exists()          # the folders this run made are gone again
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ConfigError):
+        run_experiment("test/failing", out=tmp_path / "mine", device="cpu")
+    assert (tmp_path / "mine").is_dir()               # a folder that was there stays
+    with pytest.raises(ConfigError, match="unknown config key 'nn'"):
+        run_experiment("test/failing", overrides=["nn=2"], out=tmp_path / "bad", device="cpu")
+    assert not (tmp_path / "bad").exists()            # overrides are checked before any folder is made
+
+
+def test_errors_after_output_are_logged_with_traceback(tmp_path):
+    _Failing.error, _Failing.write_first = ConfigError("late config error"), True
+    with pytest.raises(ConfigError):
+        run_experiment("test/failing", out=tmp_path / "a", device="cpu")
+    log = (tmp_path / "a" / "log.txt").read_text()
+    assert "run failed: ConfigError: late config error" in log and "Traceback" in log
+    _Failing.error, _Failing.write_first = RuntimeError("boom"), False
+    with pytest.raises(RuntimeError):
+        run_experiment("test/failing", out=tmp_path / "b", device="cpu")
+    log = (tmp_path / "b" / "log.txt").read_text()
+    assert "run failed: RuntimeError: boom" in log and "Traceback" in log and "_run_failing" in log
 
 
 def test_registry_errors():

@@ -1,12 +1,16 @@
-"""Errors, seeding, devices, configs, the experiment registry, run folders and checkpoints."""
+"""Errors, seeding, devices, configs, the experiment registry, run folders and checkpoints.
 
-from chanlab.core.checkpoint import Checkpointer, load_checkpoint, save_checkpoint
-from chanlab.core.config import apply_overrides
-from chanlab.core.device import select_device
-from chanlab.core.errors import BitstreamError, ChanlabError, CheckpointError, ConfigError, DataError
-from chanlab.core.registry import Claim, Experiment, get_experiment, list_experiments, register
-from chanlab.core.seeding import seed
+Names are exported lazily, so that ``import chanlab`` (and the ``chanlab`` command's ``--help``)
+does not import torch.
+"""
 
-__all__ = ["BitstreamError", "ChanlabError", "CheckpointError", "Checkpointer", "Claim", "ConfigError", "DataError",
-           "Experiment", "apply_overrides", "get_experiment", "list_experiments", "load_checkpoint", "register",
-           "save_checkpoint", "seed", "select_device"]
+from chanlab.core.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "checkpoint": ("Checkpointer", "load_checkpoint", "save_checkpoint"),
+    "config": ("apply_overrides",),
+    "device": ("select_device",),
+    "errors": ("BitstreamError", "ChanlabError", "CheckpointError", "ConfigError", "DataError"),
+    "registry": ("Claim", "Experiment", "get_experiment", "list_experiments", "register"),
+    "seeding": ("seed",),
+})

@@ -6,7 +6,18 @@ or another config dataclass. Overrides address fields by dotted path::
 
     cfg = apply_overrides(cfg, ["train.lr=3e-4", "data.n_ant=64", "model.widths=(32,64)"])
 
-An unknown key or a value of the wrong type raises :class:`ConfigError` naming the valid keys.
+An unknown key or a value of the wrong type raises :class:`ConfigError` naming the full dotted
+key (and, for an unknown key, the valid keys). On the command line a tuple or list may be given
+as a bare comma list: ``--set data.models=A,D`` is ``("A", "D")``.
+
+A field may declare the values it allows in its metadata, checked for every element of a tuple::
+
+    models: tuple[str, ...] = field(default=("A", "D"), metadata={"choices": ("A", "B", "C", "D", "E")})
+    baselines: tuple[str, ...] = field(default=..., metadata=choices_from("chanlab.gridization.baselines",
+                                                                           "BASELINES"))
+
+``choices`` is a collection, or a function of no arguments returning one (looked up when a value is
+set, so that a config class need not import the module that knows the allowed values).
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import importlib
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -118,14 +130,67 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported config type {_type_name(tp)}")
 
 
+def _sequence_type(tp: Any) -> Any:
+    """The ``tuple[...]``/``list[...]`` inside ``tp`` (``tp`` itself, or the non-None arm of an
+    Optional); None when ``tp`` is no sequence type."""
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        return tp
+    if origin in (typing.Union, types.UnionType):
+        arms = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(arms) == 1 and typing.get_origin(arms[0]) in (tuple, list):
+            return arms[0]
+    return None
+
+
+def _item_types(seq_tp: Any, n: int) -> list[Any] | None:
+    """The element type of each of ``n`` items of ``seq_tp``; None when the items are not scalars
+    (a bare comma list then means nothing sensible)."""
+    args = typing.get_args(seq_tp)
+    if typing.get_origin(seq_tp) is tuple and args and args[-1] is not Ellipsis:
+        item_types = list(args) if len(args) == n else None
+    else:
+        item_types = [args[0] if args else Any] * n
+    if item_types is None:
+        return None
+    for t in item_types:
+        arms = [a for a in typing.get_args(t) if a is not type(None)] \
+            if typing.get_origin(t) in (typing.Union, types.UnionType) else [t]
+        if not all(a in _SCALARS or a is Any or typing.get_origin(a) is typing.Literal for a in arms):
+            return None
+    return item_types
+
+
+def _parse_comma_list(raw: str, tp: Any, key: str) -> Any:
+    """``A,D`` (no brackets) for a tuple/list of scalars: each piece parsed as its element type.
+    None when ``raw`` is not such a list (brackets, or elements that are not scalars)."""
+    seq_tp = _sequence_type(tp)
+    if seq_tp is None or (raw and raw[0] in "([{") or raw.lower() in ("none", "null"):
+        return None
+    pieces = [p.strip() for p in raw.split(",")]
+    if pieces and pieces[-1] == "" and len(pieces) > 1:   # a trailing comma: "A," is ("A",)
+        pieces.pop()
+    if pieces == [""]:
+        pieces = []
+    item_types = _item_types(seq_tp, len(pieces))
+    if item_types is None:
+        return None
+    items = [parse_text(p, t, f"{key}[{i}]") for i, (p, t) in enumerate(zip(pieces, item_types))]
+    return coerce(items, tp, key)
+
+
 def parse_text(text: str, tp: Any, key: str) -> Any:
     """Parse command-line text for a field of type ``tp``.
 
     Numbers, booleans (``true``/``false``/``1``/``0``), ``none``, and Python-style tuples or
-    lists are understood; strings need no quotes.
+    lists are understood; strings need no quotes; a tuple or list of scalars may be a bare
+    comma list (``A,D``, ``0.1,0.5``; an empty text is an empty tuple).
     """
     raw = text.strip()
     low = raw.lower()
+    listed = _parse_comma_list(raw, tp, key)
+    if listed is not None:
+        return listed
     if low in ("none", "null"):
         value: Any = None
     elif low in ("true", "yes", "on"):
@@ -179,8 +244,44 @@ def set_value(cfg: C, key: str, value: Any, *, from_text: bool = False) -> C:
         raise ConfigError(_unknown_message(key, fields))
     tp = fields[key]
     value = parse_text(value, tp, key) if from_text else coerce(value, tp, key)
-    _check_not_emptied(cfg, key, value)
+    field, current = _field_of(cfg, key)
+    check_choices(field, key, value)
+    _check_not_emptied(field, current, key, value)
     return _replace_path(cfg, key.split("."), value)
+
+
+def choices_from(module: str, name: str) -> dict[str, Any]:
+    """Field metadata ``{"choices": ...}`` naming the allowed values by where they live
+    (``module.name``, a collection or a mapping whose keys are the values), imported only when a
+    value is checked."""
+    def lookup() -> tuple[Any, ...]:
+        return tuple(getattr(importlib.import_module(module), name))
+
+    lookup.__qualname__ = f"choices_from({module}.{name})"
+    return {"choices": lookup}
+
+
+def field_choices(field: dataclasses.Field) -> tuple[Any, ...] | None:
+    """The values a config field allows (its ``choices`` metadata), or None when any value goes."""
+    choices = field.metadata.get("choices")
+    if choices is None:
+        return None
+    if callable(choices):
+        choices = choices()
+    return tuple(choices)
+
+
+def check_choices(field: dataclasses.Field, key: str, value: Any) -> None:
+    """ConfigError naming ``key`` when ``value`` (or an element of it) is not among the field's
+    ``choices``; None is left to the type check."""
+    choices = field_choices(field)
+    if choices is None or value is None:
+        return
+    items = list(value) if isinstance(value, (tuple, list)) else [value]
+    bad = [v for v in items if v not in choices]
+    if bad:
+        raise ConfigError(f"{key}: {', '.join(repr(b) for b in bad)} not allowed; "
+                          f"choose from {', '.join(map(str, choices))}")
 
 
 def _field_of(cfg: Any, key: str) -> tuple[dataclasses.Field, Any]:
@@ -191,12 +292,11 @@ def _field_of(cfg: Any, key: str) -> tuple[dataclasses.Field, Any]:
     return field, getattr(cfg, last)
 
 
-def _check_not_emptied(cfg: Any, key: str, value: Any) -> None:
+def _check_not_emptied(field: dataclasses.Field, current: Any, key: str, value: Any) -> None:
     """A list the experiment loops over (a non-empty default) may not be overridden to empty:
     the run would compute nothing. Fields whose metadata has ``allow_empty`` are exempt."""
     if not isinstance(value, (tuple, list)) or value:
         return
-    field, current = _field_of(cfg, key)
     if field.metadata.get("allow_empty") or not isinstance(current, (tuple, list)) or not current:
         return
     raise ConfigError(f"{key}: expected at least one value (default {tuple(current)!r}); an empty list "

@@ -26,7 +26,7 @@ import torch
 
 from chanlab.core.atomic import atomic_path, atomic_write_json
 from chanlab.core.checkpoint import Checkpointer
-from chanlab.core.config import to_dict
+from chanlab.core.config import apply_overrides, to_dict
 from chanlab.core.device import select_device
 from chanlab.core.errors import ConfigError
 from chanlab.core.progress import get_logger
@@ -115,18 +115,143 @@ def _attach_log(out: Path) -> tuple[logging.Logger, logging.Handler]:
     return logger, handler
 
 
-def run_experiment(name: str, *, preset: str = "quick", overrides: Iterable[str] | Mapping[str, Any] | None = None,
-                   out: str | os.PathLike | None = None, device: str | None = "auto", seed: int = 0,
-                   resume: bool = False) -> RunResult:
-    """Run experiment ``name`` with a preset and overrides; write the run folder.
+DEFAULT_PRESET = "quick"
+DEFAULT_SEED = 0
 
-    With ``resume=True`` the folder ``out`` must hold a run of the same experiment and config;
-    its checkpoints are picked up by the experiment's training loops.
+
+def resume_command(name: str, out: str | os.PathLike, device: str | None = None) -> str:
+    """The shell command that continues the run of ``name`` in ``out`` (its settings come from
+    the folder's ``config.json``)."""
+    import shlex
+
+    extra = f" --device {shlex.quote(str(device))}" if device not in (None, "auto") else ""
+    return f"chanlab run {shlex.quote(name)} --out {shlex.quote(str(out))} --resume{extra}"
+
+
+def _read_record(out: Path) -> dict[str, Any]:
+    config_file = out / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(f"--resume: {out} holds no run (no config.json)")
+    try:
+        record = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--resume: {config_file} is not valid JSON ({exc})") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("experiment"), str):
+        raise ConfigError(f"--resume: {config_file} does not name an experiment; it was not written by chanlab run")
+    return record
+
+
+def _jsonable_config(config: Any) -> Any:
+    """The config as ``config.json`` stores it (tuples as lists, after a JSON round trip)."""
+    return json.loads(json.dumps(to_jsonable(to_dict(config))))
+
+
+def _stored_overrides(record: Mapping[str, Any]) -> list[str] | dict[str, Any]:
+    stored = record.get("overrides") or []
+    return dict(stored) if isinstance(stored, Mapping) else [str(o) for o in stored]
+
+
+def _resumed_config(experiment: Experiment, record: Mapping[str, Any], out: Path, preset: str | None,
+                    overrides: Any, seed: int | None) -> Any:
+    """The config of the run stored in ``record``, after checking that what the user passed
+    (``preset``, ``overrides`` applied on the run's own, ``seed``; None: not passed) agrees with it.
+    The error names every differing key with both values."""
+    stored_preset = record.get("preset", DEFAULT_PRESET)
+    stored_seed = record.get("seed", DEFAULT_SEED)
+    differences = []
+    if preset is not None and preset != stored_preset:
+        differences.append(f"preset: {stored_preset!r} in the run, {preset!r} given")
+    if seed is not None and seed != stored_seed:
+        differences.append(f"seed: {stored_seed} in the run, {seed} given")
+    config = experiment.make_config(stored_preset if preset is None else preset, _stored_overrides(record))
+    config = apply_overrides(config, overrides)
+    old = flatten_results(record.get("config") or {})
+    new = flatten_results(_jsonable_config(config))
+    absent = "(absent)"
+    for key in sorted(set(old) | set(new)):
+        if old.get(key, absent) != new.get(key, absent):
+            differences.append(f"{key}: {_show(old.get(key, absent))} in the run, {_show(new.get(key, absent))} "
+                               f"{'given' if overrides or preset is not None else 'now'}")
+    if differences:
+        passed = preset is not None or seed is not None or bool(overrides)
+        hint = ("; leave out --preset, --set and --seed to continue the run with its own settings" if passed
+                else "; the experiment's defaults changed since the run started: start a new run in another --out")
+        raise ConfigError(f"--resume: {out} holds a run with other settings: {'; '.join(differences)}{hint}")
+    return config
+
+
+def _show(value: Any) -> str:
+    return value if value == "(absent)" else json.dumps(value)
+
+
+def _created_folders(out: Path) -> list[Path]:
+    """The folders ``out.mkdir(parents=True)`` will create, deepest first."""
+    missing = []
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _holds_no_output(out: Path) -> bool:
+    """True when ``out`` holds nothing but what :func:`run_experiment` wrote before the
+    experiment started (``config.json``, ``log.txt``) and empty folders."""
+    return all(p.is_dir() or (p.parent == out and p.name in ("config.json", "log.txt")) for p in out.rglob("*"))
+
+
+def _remove_run_folder(out: Path, created: list[Path]) -> None:
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    for folder in created[1:]:
+        try:
+            folder.rmdir()          # only when empty
+        except OSError:
+            break
+
+
+def run_experiment(name: str | None = None, *, preset: str | None = None,
+                   overrides: Iterable[str] | Mapping[str, Any] | None = None,
+                   out: str | os.PathLike | None = None, device: str | None = "auto", seed: int | None = None,
+                   resume: bool = False) -> RunResult:
+    """Run experiment ``name`` with a preset (default quick), overrides and a seed (default 0);
+    write the run folder.
+
+    With ``resume=True`` the folder ``out`` must hold a run; its experiment (``name`` may be
+    None), preset, overrides and seed are read from its ``config.json``, and the experiment's
+    training loops pick up its checkpoints. A preset, overrides or seed passed as well must agree
+    with the stored run (ConfigError naming each differing key otherwise).
+
+    Every override is checked before the folder is made; a folder this call made is removed again
+    when the experiment rejects its config (ConfigError) before writing anything. An error or an
+    interruption is recorded, with its traceback, in ``log.txt``.
     """
-    experiment = get_experiment(name)
-    config = experiment.make_config(preset, overrides)
+    out_path = Path(out) if out is not None else None
+    if resume:
+        if out_path is None:
+            raise ConfigError("--resume: name the run folder to continue with --out DIR")
+        record = _read_record(out_path)
+        if name is not None and record["experiment"] != name:
+            raise ConfigError(f"--resume: {out_path} holds a run of {record['experiment']!r}, not {name!r}")
+        name = record["experiment"]
+        experiment = get_experiment(name)
+        config = _resumed_config(experiment, record, out_path, preset, overrides, seed)
+        preset, seed = record.get("preset", DEFAULT_PRESET), record.get("seed", DEFAULT_SEED)
+        overrides = _stored_overrides(record)
+    else:
+        if name is None:
+            raise ConfigError("name an experiment to run ('chanlab list' shows them), or resume a run folder "
+                              "with --out DIR --resume")
+        preset = DEFAULT_PRESET if preset is None else preset
+        seed = DEFAULT_SEED if seed is None else seed
+        experiment = get_experiment(name)
+        config = experiment.make_config(preset, overrides)
+        if out_path is None:
+            out_path = default_out(name)
+        if (out_path / "config.json").exists():
+            raise ConfigError(f"{out_path} already holds a run; pass --resume to continue it or choose another --out")
     torch_device = select_device(device)
-    out_path = Path(out) if out is not None else default_out(name)
     record = {
         "experiment": name,
         "preset": preset,
@@ -136,20 +261,12 @@ def run_experiment(name: str, *, preset: str = "quick", overrides: Iterable[str]
         "chanlab_version": _version(),
         "config": to_jsonable(to_dict(config)),
     }
-    config_file = out_path / "config.json"
-    if resume:
-        if not config_file.is_file():
-            raise ConfigError(f"--resume: {out_path} holds no run (no config.json)")
-        previous = json.loads(config_file.read_text())
-        if previous.get("experiment") != name or previous.get("config") != record["config"] \
-                or previous.get("seed") != seed:
-            raise ConfigError(f"--resume: {out_path} holds a run with another experiment, config or seed")
-    elif config_file.exists():
-        raise ConfigError(f"{out_path} already holds a run; pass --resume to continue it or choose another --out")
+    created = [] if resume else _created_folders(out_path)
     out_path.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config_file, record)
+    atomic_write_json(out_path / "config.json", record)
 
     logger, handler = _attach_log(out_path)
+    ctx = None
     try:
         logger.info("run %s preset=%s seed=%d device=%s resume=%s", name, preset, seed, torch_device, resume)
         seed_all(seed)
@@ -160,6 +277,19 @@ def run_experiment(name: str, *, preset: str = "quick", overrides: Iterable[str]
         results = to_jsonable(results)
         atomic_write_json(out_path / "results.json", results)
         logger.info("results written to %s", out_path / "results.json")
+    except KeyboardInterrupt as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        logger.warning("interrupted%s; continue with: %s", detail, resume_command(name, out_path, device))
+        raise
+    except Exception as exc:
+        remove = isinstance(exc, ConfigError) and created and _holds_no_output(out_path)
+        logger.error("run failed: %s: %s%s", type(exc).__name__, exc,
+                     "; the run folder is removed (it held no output)" if remove else "", exc_info=True)
+        if remove:
+            logger.removeHandler(handler)
+            handler.close()
+            _remove_run_folder(out_path, created)
+        raise
     finally:
         logger.removeHandler(handler)
         handler.close()
@@ -191,8 +321,12 @@ def load_run(folder: str | os.PathLike, expect: str | None = None) -> FinishedRu
     if not config_file.is_file():
         raise ConfigError(f"run folder {out}: no config.json, so it is not a chanlab run folder")
     if not results_file.is_file():
+        try:
+            name = str(json.loads(config_file.read_text()).get("experiment") or "NAME")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            name = "NAME"
         raise ConfigError(f"run folder {out}: no results.json; the run did not finish "
-                          f"(continue it with 'chanlab run NAME --out {out} --resume')")
+                          f"(continue it with '{resume_command(name, out)}')")
     try:
         record = json.loads(config_file.read_text())
         results = json.loads(results_file.read_text())

@@ -20,6 +20,7 @@ import torch
 from chanlab.channels.angular_delay import from_angular_delay, to_angular_delay
 from chanlab.classical.linear_precoding import mrt, zf
 from chanlab.core.claims import Outcome, require
+from chanlab.core.config import choices_from
 from chanlab.core.errors import DataError
 from chanlab.core.progress import progress
 from chanlab.core.registry import Claim, Experiment, register
@@ -30,7 +31,8 @@ from chanlab.metrics.rates import sum_rate
 
 @dataclass(frozen=True)
 class DemoData:
-    models: tuple[str, ...] = ("A", "B", "C", "D", "E")
+    models: tuple[str, ...] = field(default=("A", "B", "C", "D", "E"),
+                                    metadata=choices_from("chanlab.channels.sionna_phy", "CDL_MODELS"))
     num: int = 200
     n_ant: int = 32
     n_sc: int = 1024
@@ -44,7 +46,7 @@ class DemoData:
 class DemoRates:
     num: int = 200
     n_users: int = 4
-    model: str = "C"
+    model: str = field(default="C", metadata=choices_from("chanlab.channels.sionna_phy", "CDL_MODELS"))
     snr_db: tuple[float, ...] = (-10.0, 0.0, 10.0, 20.0, 30.0)
 
 

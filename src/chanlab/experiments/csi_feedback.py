@@ -51,6 +51,13 @@ class Data:
     path: str = ""                 # a folder with CsiNet's COST2100 .mat files (replaces the generated data)
 
 
+def _scheme_choices() -> tuple[str, ...]:
+    """The schemes ``schemes`` may name: PCA and :data:`chanlab.csi_feedback.model.SCHEMES`."""
+    from chanlab.csi_feedback.model import SCHEMES
+
+    return ("pca", *SCHEMES)
+
+
 @dataclass(frozen=True)
 class TableConfig:
     data: Data = field(default_factory=Data)
@@ -58,7 +65,7 @@ class TableConfig:
     arch: str = "csinet"
     standardize: bool = True       # standardized input and linear head; False: CsiNet's sigmoid on raw inputs
     points: tuple[str, ...] = ("512x2", "512x3", "512x4", "512x5", "256x4")   # "MxB"
-    schemes: tuple[str, ...] = ()
+    schemes: tuple[str, ...] = field(default=(), metadata={"choices": _scheme_choices})   # (): the table's own
 
 
 def _points(points) -> list[tuple[int, int]]:

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from chanlab.core.claims import NothingToCheck, Outcome, margin_outcome, require, worst_margin
+from chanlab.core.config import choices_from
 from chanlab.core.errors import ConfigError
 from chanlab.core.progress import progress
 from chanlab.core.registry import Claim, Experiment, register
@@ -75,7 +76,8 @@ class Utilization:
 
     scale: float = 0.5
     seed: int = 0
-    strategies: tuple[str, ...] = ("naive", "kmeans-init", "pretrain", "pida")
+    strategies: tuple[str, ...] = field(default=("naive", "kmeans-init", "pretrain", "pida"),
+                                        metadata=choices_from("chanlab.gridization.training", "STRATEGIES"))
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,9 @@ class SyntheticConfig:
     utilization: Utilization = field(default_factory=Utilization)
     scales: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    baselines: tuple[str, ...] = ("kmeans-x", "kmeans-y", "kmeans-y-omp", "kmeans-y-nomp", "kmeans-y-wnomp",
-                                  "omp-kmeans-x", "nomp-kmeans-x", "wnomp-kmeans-x")
+    baselines: tuple[str, ...] = field(default=("kmeans-x", "kmeans-y", "kmeans-y-omp", "kmeans-y-nomp",
+                                                "kmeans-y-wnomp", "omp-kmeans-x", "nomp-kmeans-x", "wnomp-kmeans-x"),
+                                       metadata=choices_from("chanlab.gridization.baselines", "BASELINES"))
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ class UtilizationConfig:
     training: Training = field(default_factory=Training)
     utilization: Utilization = field(default_factory=lambda: Utilization(
         strategies=("naive", "kmeans-init", "pretrain", "pretrain-kmeans", "detached", "asynchronous", "pida")))
-    picture_strategies: tuple[str, ...] = ("naive", "kmeans-init", "pretrain", "pida")
+    picture_strategies: tuple[str, ...] = field(default=("naive", "kmeans-init", "pretrain", "pida"),
+                                                metadata=choices_from("chanlab.gridization.training", "STRATEGIES"))
 
 
 # ----- shared pieces ----------------------------------------------------------------------------
