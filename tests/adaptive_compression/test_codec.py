@@ -141,3 +141,56 @@ def test_cuda_codec_round_trip(low_rank_csi):
     codec = CsiCodec(16, 16, 100.0, device="cuda").fit(h[:32], epochs=1, batch_size=16)
     assert next(codec.model.parameters()).is_cuda
     assert codec.evaluate(h[32:])["exact"]
+
+
+def test_crc_free_and_batch_streams_decode_exactly(trained):
+    codecs, h = trained
+    for codec in codecs.values():
+        expected = codec.decode_latents(codec.latents(h))
+        framed = codec.compress(h)
+        assert framed == codec.model.prior.compress(codec.latents(h))  # the default is unchanged
+        bare = codec.compress(h, crc=False)
+        assert all(len(b) <= len(s) - 2 for b, s in zip(bare, framed))
+        assert np.mean([len(s) - len(b) for b, s in zip(bare, framed)]) > 3
+        assert torch.equal(codec.decompress(bare, crc=False), expected)
+        for crc in (True, False):
+            for block in (1, 5, 16, 1000):
+                data = codec.compress_batch(h, block=block, crc=crc)
+                assert isinstance(data, bytes)
+                assert torch.equal(codec.decompress_batch(data, crc=crc), expected)
+                assert torch.equal(codec.decompress_batch(data, 7, crc=crc), expected[7])
+                assert torch.equal(codec.decompress_batch(data, [3, -1, 3], crc=crc), expected[[3, -1, 3]])
+        with pytest.raises(IndexError):
+            codec.decompress_batch(codec.compress_batch(h), h.shape[0])
+        bits = codec.stream_bits(h)
+        assert bits["n"] == h.shape[0] and bits["block"] == 16
+        assert bits["entropy"] == pytest.approx(bits["ideal"], rel=0.01)
+        assert bits["ideal"] <= bits["batch"] < bits["batch_crc"] < bits["per_csi"] < bits["per_csi_crc"]
+        assert bits["per_csi_crc"] == pytest.approx(np.mean([8 * len(s) for s in framed]))
+
+
+def test_corrupt_batch_streams_raise_bitstream_error(trained):
+    codecs, h = trained
+    codec = codecs[3000.0]
+    data = codec.compress_batch(h[:3], block=2)
+    for bit in range(8 * len(data)):  # every single-bit flip
+        corrupt = bytearray(data)
+        corrupt[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(BitstreamError):
+            codec.decompress_batch(bytes(corrupt), bit % 3)
+    for crc in (True, False):
+        data = codec.compress_batch(h[:4], block=2, crc=crc)
+        for n in range(len(data)):
+            with pytest.raises(BitstreamError):
+                codec.decompress_batch(data[:n], crc=crc)
+        with pytest.raises(BitstreamError):
+            codec.decompress_batch(data + b"\0", crc=crc)
+    stream = codec.compress(h[:1], crc=False)[0]
+    for n in range(len(stream)):
+        with pytest.raises(BitstreamError):
+            codec.decompress([stream[:n]], crc=False)
+    # The other codec's stream (other prior), or the wrong mode: rejected.
+    with pytest.raises(BitstreamError):
+        codec.decompress_batch(codecs[30.0].compress_batch(h[:4]))
+    with pytest.raises(BitstreamError):
+        codec.decompress_batch(codec.compress_batch(h[:4]), crc=False)

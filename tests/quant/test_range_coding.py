@@ -16,7 +16,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chanlab.core.errors import BitstreamError, ChanlabError, DataError
-from chanlab.quant.range_coding import HEADER_BYTES, CodingTables, decode_symbols, encode_symbols
+from chanlab.quant.range_coding import (
+    BATCH_CRC_BYTES,
+    DEFAULT_BLOCK,
+    HEADER_BYTES,
+    MAX_BATCH_ITEMS,
+    CodingTables,
+    decode_batch,
+    decode_symbols,
+    encode_batch,
+    encode_symbols,
+    read_batch_layout,
+)
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -355,3 +366,332 @@ def test_errors_are_chanlab_errors_and_fingerprint_tracks_tables():
     assert a.fingerprint() == same.fingerprint()
     assert 0 <= a.fingerprint() < 2**16
     assert a.fingerprint() != CodingTables(a.offsets + 1, a.pmf).fingerprint()
+
+
+# ----- CRC-free per-sample streams and batch streams -------------------------------------------
+#
+# Without CRC a per-sample stream is one byte-granular, prefix-free segment; a batch stream is
+# [crc32] version | varint N | varint K | width | index | segments (module docstring).
+
+def _gauss_tables(stds, radius=6):
+    """Rounded zero-mean Gaussians (the shape of a trained prior's tables)."""
+    from math import erf
+
+    edges = np.arange(-radius, radius + 2) - 0.5
+    cdf = np.array([[0.5 * (1 + erf(e / (s * math.sqrt(2)))) for e in edges] for s in stds])
+    return CodingTables.from_cdf(np.full(len(stds), -radius), cdf)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    """16 samples of 60 symbols (two escapes), their tables and channel map."""
+    rng = np.random.default_rng(11)
+    tables = _tables(rng, 3, 6)
+    channel = np.arange(60) % 3
+    values = _sample(rng, tables, channel, 16)
+    values[2, 5], values[9, 0] = INT32_MIN, INT32_MAX
+    return values, channel, tables
+
+
+def _reference_layout(data, crc):
+    """The documented batch layout, parsed independently of the module."""
+    pos = BATCH_CRC_BYTES if crc else 0
+    assert data[pos] == 1
+    pos += 1
+    numbers = []
+    for _ in range(2):
+        value, shift = 0, 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        numbers.append(value)
+    n_items, block = numbers
+    width = data[pos]
+    pos += 1
+    n_seg = -(-n_items // block)
+    bits = "".join(f"{b:08b}" for b in data[pos:pos + -(-n_seg * width // 8)])
+    lengths = [int(bits[i * width:(i + 1) * width], 2) for i in range(n_seg)] if width else [0] * n_seg
+    pos += -(-n_seg * width // 8)
+    return n_items, block, lengths, pos
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_channels=st.integers(1, 3), width=st.integers(1, 30), n_items=st.integers(0, 40),
+       n_symbols=st.integers(0, 80), block=st.integers(1, 50), alpha=st.sampled_from([0.05, 1.0, 20.0]),
+       far=st.lists(st.one_of(extreme, st.integers(INT32_MIN, INT32_MAX)), max_size=6),
+       seed=st.integers(0, 2**32 - 1))
+def test_crc_free_and_batch_round_trips_are_exact(n_channels, width, n_items, n_symbols, block, alpha, far, seed):
+    rng = np.random.default_rng(seed)
+    tables = _tables(rng, n_channels, width, alpha)
+    channel = rng.integers(0, n_channels, size=n_symbols)
+    values = _sample(rng, tables, channel, n_items)
+    if n_symbols and n_items:
+        for v in far:
+            values[rng.integers(n_items), rng.integers(n_symbols)] = v
+    bare = encode_symbols(values, channel, tables, crc=False)
+    assert np.array_equal(decode_symbols(bare, channel, tables, crc=False), values)
+    for crc in (True, False):
+        data = encode_batch(values, channel, tables, block=block, crc=crc)
+        assert isinstance(data, bytes)
+        assert np.array_equal(decode_batch(data, channel, tables, crc=crc), values)
+        layout = read_batch_layout(data, crc=crc)
+        assert layout.n_items == n_items and layout.block == max(1, min(block, n_items))
+        assert layout.total_bytes == len(data)
+        n_items_ref, block_ref, lengths, start = _reference_layout(data, crc)
+        assert (n_items_ref, block_ref, lengths) == (n_items, layout.block, layout.lengths.tolist())
+        assert start + sum(lengths) == len(data)
+        if crc:
+            seed32 = binascii.crc32(int(n_symbols).to_bytes(8, "little"), tables.digest32())
+            assert data[:4] == binascii.crc32(data[4:], seed32).to_bytes(4, "big")
+        if n_items:
+            for i in {0, n_items - 1, int(rng.integers(n_items))}:
+                assert np.array_equal(decode_batch(data, channel, tables, index=i, crc=crc), values[i])
+            some = rng.integers(-n_items, n_items, size=5)
+            assert np.array_equal(decode_batch(data, channel, tables, index=some, crc=crc), values[some])
+            assert np.array_equal(decode_batch(data, channel, tables, index=list(some), crc=crc), values[some])
+    # A batch of one-sample segments is the CRC-free per-sample streams behind a header.
+    data = encode_batch(values, channel, tables, block=1, crc=False)
+    assert data.endswith(b"".join(bare)) and read_batch_layout(data, crc=False).lengths.tolist() == \
+        [len(s) for s in bare]
+
+
+def test_crc_free_streams_are_prefix_free_and_short():
+    # Every continuation of a CRC-free stream decodes to the same symbols (the decoder may
+    # read past its end), and it costs at most a few bits more than the ideal length.
+    rng = np.random.default_rng(12)
+    tables = _tables(rng, 3, 16, 0.3)
+    channel = rng.integers(0, 3, size=200)
+    values = _sample(rng, tables, channel, 300)
+    bare = encode_symbols(values, channel, tables, crc=False)
+    framed = encode_symbols(values, channel, tables)
+    ideal = tables.bits(values, channel)
+    real = np.array([8 * len(s) for s in bare])
+    assert (real >= ideal - 1e-6).all() and (real <= ideal + 24).all()
+    assert (real - ideal).mean() < 10
+    assert real.sum() < sum(8 * len(s) for s in framed) - 8 * 3 * len(framed)  # > 3 bytes saved per stream
+    # decode through the private decoder with junk appended (the public call rejects it)
+    from chanlab.quant.range_coding import _Coder
+
+    coder = _Coder(channel, tables)
+    for s, v in zip(bare[:50], values[:50]):
+        junk = rng.integers(0, 256, size=int(rng.integers(1, 9)), dtype=np.uint8).tobytes()
+        for tail in (junk, b"\xff" * 8):
+            d = s + tail
+            words = np.frombuffer(d + b"\0" * (-len(d) % 4), dtype=">u4").astype(np.uint32)
+            assert np.array_equal(coder.decode_words(words, 1, "x")[0][0], v)
+        with pytest.raises(BitstreamError):
+            decode_symbols([s + junk], channel, tables, crc=False)
+
+
+def test_batch_of_256_is_within_2_percent_of_ideal():
+    # ~170-bit samples like the paper's CSI: 512 symbols from two rounded Gaussians.
+    rng = np.random.default_rng(13)
+    tables = _gauss_tables([0.2, 0.3])
+    channel = np.repeat([0, 1], 256)
+    values = _sample(rng, tables, channel, 256)
+    ideal = tables.bits(values, channel).sum()
+    assert 120 * 256 < ideal < 220 * 256
+    for crc in (True, False):
+        data = encode_batch(values, channel, tables, crc=crc)
+        assert 8 * len(data) <= 1.02 * ideal
+        single = encode_batch(values, channel, tables, block=256, crc=crc)
+        assert 8 * len(single) <= ideal + 8 * 16
+    per_crc = sum(8 * len(s) for s in encode_symbols(values, channel, tables))
+    per_bare = sum(8 * len(s) for s in encode_symbols(values, channel, tables, crc=False))
+    assert per_crc > per_bare > 8 * len(encode_batch(values, channel, tables)) > ideal
+
+
+def test_every_single_bit_flip_of_a_crc_batch_raises(batch):
+    values, channel, tables = batch
+    for block in (1, 5, DEFAULT_BLOCK):
+        data = encode_batch(values, channel, tables, block=block)
+        for bit in range(8 * len(data)):
+            corrupt = bytearray(data)
+            corrupt[bit // 8] ^= 1 << (bit % 8)
+            with pytest.raises(BitstreamError, match="checksum"):
+                decode_batch(bytes(corrupt), channel, tables)
+            if bit % 7 == 0:  # random access checks the whole stream's CRC too
+                with pytest.raises(BitstreamError, match="checksum"):
+                    decode_batch(bytes(corrupt), channel, tables, index=bit % len(values))
+
+
+def test_every_truncation_of_a_batch_raises(batch):
+    values, channel, tables = batch
+    for crc in (True, False):
+        for block in (1, 4, 16):
+            data = encode_batch(values, channel, tables, block=block, crc=crc)
+            for n in range(len(data)):
+                for piece in (data[:n], data[:n] + data[n + 1:]):  # cut the tail, or drop a byte
+                    with pytest.raises(BitstreamError):
+                        decode_batch(piece, channel, tables, crc=crc)
+            for extra in (b"\0", b"\x01\x02"):
+                with pytest.raises(BitstreamError):
+                    decode_batch(data + extra, channel, tables, crc=crc)
+
+
+def test_every_truncation_of_a_crc_free_stream_raises(short):
+    _, channel, tables = short
+    rng = np.random.default_rng(14)
+    values = _sample(rng, tables, channel, 40)
+    values[3, 2] = INT32_MIN
+    for stream in encode_symbols(values, channel, tables, crc=False):
+        for n in range(len(stream)):
+            with pytest.raises(BitstreamError):
+                _timed_decode_bare([stream[:n]], channel, tables)
+        for piece in (stream[1:], stream + b"\0"):
+            with pytest.raises(BitstreamError):
+                _timed_decode_bare([piece], channel, tables)
+
+
+def _timed_decode_bare(streams, channel, tables):
+    t0 = time.perf_counter()
+    try:
+        return decode_symbols(streams, channel, tables, crc=False)
+    finally:
+        assert time.perf_counter() - t0 < 0.05
+
+
+def test_crc_free_mutations_raise_or_decode_fast(batch):
+    """Fuzz the CRC-free formats: never a hang, a crash or a foreign exception; mostly raised."""
+    values, channel, tables = batch
+    rng = np.random.default_rng(15)
+    stream = encode_symbols(values[:1], channel, tables, crc=False)[0]
+    data = encode_batch(values, channel, tables, block=4, crc=False)
+    outcomes = {"raised": 0, "decoded": 0}
+    for target in (stream, data):
+        for _ in range(300):
+            mutant = bytearray(target)
+            for _ in range(rng.integers(1, 3)):
+                op, pos = rng.integers(3), int(rng.integers(0, len(mutant)))
+                if op == 0:
+                    mutant[pos] ^= 1 << int(rng.integers(8))
+                elif op == 1:
+                    mutant[pos] = int(rng.integers(256))
+                else:
+                    mutant[pos:pos] = rng.integers(0, 256, size=int(rng.integers(1, 4)), dtype=np.uint8).tobytes()
+            if bytes(mutant) == target:
+                continue
+            t0 = time.perf_counter()
+            try:
+                if target is stream:
+                    out = decode_symbols([bytes(mutant)], channel, tables, crc=False)
+                    assert out.shape == (1, channel.size)
+                else:
+                    out = decode_batch(bytes(mutant), channel, tables, crc=False)
+                    assert out.ndim == 2 and out.shape[1] == channel.size and out.dtype == np.int64
+                outcomes["decoded"] += 1
+            except BitstreamError:
+                outcomes["raised"] += 1
+            assert time.perf_counter() - t0 < 0.5
+    assert outcomes["raised"] > 0.9 * sum(outcomes.values())
+
+
+def test_random_bytes_and_forged_headers_never_hang(batch):
+    _, channel, tables = batch
+    rng = np.random.default_rng(16)
+    for crc in (True, False):
+        for n in list(range(12)) + [50, 500]:
+            for _ in range(20):
+                junk = rng.integers(0, 256, size=n, dtype=np.uint8).tobytes()
+                t0 = time.perf_counter()
+                try:
+                    decode_batch(junk, channel, tables, crc=crc)
+                except BitstreamError:
+                    pass
+                assert time.perf_counter() - t0 < 0.5
+    # A forged CRC-free header claiming many samples in a short segment is refused up front.
+    width, index = 3, bytes([0b101_00000])  # one segment of 5 bytes
+    for n_items, block, match in ((10**5, 10**5, "too few"), (MAX_BATCH_ITEMS + 1, MAX_BATCH_ITEMS + 1, "header"),
+                                  (5, 6, "header"), (5, 0, "header")):
+        head = bytes([1]) + _leb128(n_items) + _leb128(block) + bytes([width]) + index
+        t0 = time.perf_counter()
+        with pytest.raises(BitstreamError, match=match):
+            decode_batch(head + b"\x55" * 5, channel, tables, crc=False)
+        assert time.perf_counter() - t0 < 0.05
+    for bad in (b"", b"\x01", b"\x02\x01\x01\x00", b"\x01\x80\x00\x01\x00", b"\x01\xff\xff\xff\xff\xff\x01",
+                bytes([1, 2, 1, 33]) + b"\0" * 20, bytes([1, 1, 1, 8, 5, 0]) + b"\0" * 4):
+        with pytest.raises(BitstreamError):
+            decode_batch(bad, channel, tables, crc=False)
+
+
+def _leb128(n):
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n >> 7 else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def test_batch_with_other_tables_shape_or_mode_raises(batch):
+    values, channel, tables = batch
+    data = encode_batch(values, channel, tables)
+    bare = encode_batch(values, channel, tables, crc=False)
+    shifted = CodingTables(tables.offsets + 1, tables.pmf)
+    for other in (shifted, CodingTables(tables.offsets, tables.pmf[::-1])):
+        with pytest.raises(BitstreamError):
+            decode_batch(data, channel, other)
+    with pytest.raises(BitstreamError):
+        decode_batch(data, channel[:-1], tables)
+    with pytest.raises(BitstreamError):
+        decode_batch(data, channel, tables, crc=False)
+    with pytest.raises(BitstreamError):
+        decode_batch(bare, channel, tables, crc=True)
+    # per-sample streams: a CRC stream is not a CRC-free one and vice versa
+    framed = encode_symbols(values[:3], channel, tables)
+    for s, b in zip(framed, encode_symbols(values[:3], channel, tables, crc=False)):
+        with pytest.raises(BitstreamError):
+            decode_symbols([s], channel, tables, crc=False)
+        with pytest.raises(BitstreamError):
+            decode_symbols([b], channel, tables)
+
+
+def test_batch_edge_cases_and_invalid_arguments(batch):
+    values, channel, tables = batch
+    for crc in (True, False):
+        empty = encode_batch(np.zeros((0, channel.size), dtype=np.int64), channel, tables, crc=crc)
+        assert decode_batch(empty, channel, tables, crc=crc).shape == (0, channel.size)
+        with pytest.raises(IndexError):
+            decode_batch(empty, channel, tables, index=0, crc=crc)
+        no_symbols = encode_batch(np.zeros((5, 0), dtype=np.int64), np.zeros(0, int), tables, crc=crc)
+        assert decode_batch(no_symbols, np.zeros(0, int), tables, crc=crc).shape == (5, 0)
+        assert decode_symbols(encode_symbols(np.zeros((2, 0), dtype=np.int64), np.zeros(0, int), tables, crc=False),
+                              np.zeros(0, int), tables, crc=False).shape == (2, 0)
+    data = encode_batch(values, channel, tables)
+    assert decode_batch(data, channel, tables, index=[]).shape == (0, channel.size)
+    for bad_index in (16, -17, [0, 16]):
+        with pytest.raises(IndexError):
+            decode_batch(data, channel, tables, index=bad_index)
+    for bad_index in (1.5, [[0, 1]], [True]):
+        with pytest.raises(DataError):
+            decode_batch(data, channel, tables, index=bad_index)
+    for block in (0, -1, 2.5):
+        with pytest.raises(DataError):
+            encode_batch(values, channel, tables, block=block)
+    with pytest.raises(DataError):
+        encode_batch(values.astype(float), channel, tables)
+    for bad in (None, "abc", 123):
+        with pytest.raises(BitstreamError):
+            decode_batch(bad, channel, tables)
+
+
+@pytest.mark.parametrize("width", [1, 3, 40, 200])
+def test_batch_of_nearly_certain_symbols_is_not_refused(width):
+    # The decoder refuses headers that claim more symbols than a segment can hold; a model
+    # whose symbols are (nearly) certain legitimately packs many samples into a few bytes.
+    rng = np.random.default_rng(width)
+    for p_max in (1 - 1e-12, 1 - 1e-6, 0.999, 0.9):
+        pmf = rng.dirichlet(np.ones(width + 1), size=2) * (1 - p_max)
+        top = rng.integers(0, width + 1, size=2)
+        pmf[[0, 1], top] += p_max
+        tables = CodingTables(np.array([0, 10]), pmf)
+        channel = np.repeat([0, 1], 500)
+        values = np.where(top[channel] > 0, tables.offsets[channel] + top[channel] - 1, -7)[None].repeat(32, 0)
+        for block in (1, 32):
+            for crc in (True, False):
+                data = encode_batch(values, channel, tables, block=block, crc=crc)
+                assert np.array_equal(decode_batch(data, channel, tables, crc=crc), values)
