@@ -237,6 +237,19 @@ def write_reproduction(reports: Sequence[RunReport], path: str | os.PathLike,
             diagnosis = claim.diagnosis if (v.status != "PASS" and claim.diagnosis) else "–"
             lines.append(f"| {e.name} | {claim.kind} | {_md_cell(claim.statement)} | {status} | {ours} | "
                          f"{_md_cell(paper)} | {_md_cell(diagnosis)} |")
+    lines += ["", "## The runs behind the table", "",
+              "| experiment | run folder | device | threads | chanlab | results written |", "|---|---|---|---|---|---|"]
+    for e in experiments:
+        report = latest.get(e.name)
+        if report is None:
+            continue
+        rec = report.run.record
+        written = _dt.datetime.fromtimestamp((report.run.out / "results.json").stat().st_mtime)
+        lines.append(f"| {e.name} | `{report.run.out}` | {rec.get('device', '?')} | {rec.get('threads', '?')} | "
+                     f"{rec.get('chanlab_version', '?')} | {written:%Y-%m-%d %H:%M} |")
+    missing = [e.name for e in experiments if e.name not in latest]
+    if missing:
+        lines += ["", f"Not run at `{preset}` yet ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing) + "."]
     lines.append("")
     atomic_write_text(path, "\n".join(lines))
     return path

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,6 +259,7 @@ def run_experiment(name: str | None = None, *, preset: str | None = None,
         "overrides": list(overrides) if overrides and not isinstance(overrides, Mapping) else dict(overrides or {}),
         "seed": seed,
         "device": str(torch_device),
+        "threads": torch.get_num_threads(),
         "chanlab_version": _version(),
         "config": to_jsonable(to_dict(config)),
     }
@@ -268,7 +270,9 @@ def run_experiment(name: str | None = None, *, preset: str | None = None,
     logger, handler = _attach_log(out_path)
     ctx = None
     try:
-        logger.info("run %s preset=%s seed=%d device=%s resume=%s", name, preset, seed, torch_device, resume)
+        t0 = time.perf_counter()
+        logger.info("run %s preset=%s seed=%d device=%s threads=%d resume=%s", name, preset, seed, torch_device,
+                    torch.get_num_threads(), resume)
         seed_all(seed)
         ctx = RunContext(out_path, torch_device, seed, resume, logger)
         results = experiment.run(config, ctx)
@@ -276,7 +280,7 @@ def run_experiment(name: str | None = None, *, preset: str | None = None,
             raise ConfigError(f"experiment {name!r} returned {type(results).__name__}, expected a dict")
         results = to_jsonable(results)
         atomic_write_json(out_path / "results.json", results)
-        logger.info("results written to %s", out_path / "results.json")
+        logger.info("results written to %s (run took %.0f s)", out_path / "results.json", time.perf_counter() - t0)
     except KeyboardInterrupt as exc:
         detail = f" ({exc})" if str(exc) else ""
         logger.warning("interrupted%s; continue with: %s", detail, resume_command(name, out_path, device))
