@@ -23,25 +23,8 @@ import time
 
 import numpy as np
 import torch
+from _priors import fit_prior, gaussian_latents
 from _timing import best_time
-
-
-def _latents(shape, stds, generator=None) -> torch.Tensor:
-    scale = torch.tensor(stds, dtype=torch.float32).reshape(1, -1, *([1] * (len(shape) - 2)))
-    return torch.randn(*shape, generator=generator) * scale
-
-
-def _train(prior, shapes, stds, steps: int, batch: int):
-    opt = torch.optim.Adam(prior.parameters(), lr=1e-2)
-    prior.train()
-    for step in range(steps):
-        y = _latents((batch, *shapes[step % len(shapes)][1:]), stds)
-        _, lik = prior(y)
-        loss = prior.bits(lik).mean() / y[0].numel()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return prior.eval()
 
 
 def _reference_encode(values: np.ndarray, channel: np.ndarray, tables) -> bytes:
@@ -82,7 +65,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     shapes = [(args.batch, 2, 16, 16), (args.batch, 2, 64, 32)]
     t0 = time.perf_counter()
-    prior = _train(FactorizedPrior(2), shapes, args.std, args.train_steps, args.train_batch)
+    prior = fit_prior(FactorizedPrior(2), shapes, args.std, args.train_steps, args.train_batch)
     t_train = time.perf_counter() - t0
     t_tables = best_time(prior.coding_tables, args.repeat)
     tables = prior.coding_tables()
@@ -92,7 +75,7 @@ def main() -> None:
 
     gen = torch.Generator().manual_seed(args.seed + 1)
     for shape in shapes:
-        y = _latents(shape, args.std, gen)
+        y = gaussian_latents(shape, args.std, gen)
         streams = prior.compress(y, tables)
         back = prior.decompress(streams, shape[1:], tables)
         assert torch.equal(back, torch.round(y)), "round trip is not exact"

@@ -26,25 +26,8 @@ import time
 
 import numpy as np
 import torch
+from _priors import fit_prior, gaussian_latents
 from _timing import best_time
-
-
-def _latents(shape, stds, generator=None) -> torch.Tensor:
-    scale = torch.tensor(stds, dtype=torch.float32).reshape(1, -1, *([1] * (len(shape) - 2)))
-    return torch.randn(*shape, generator=generator) * scale
-
-
-def _train(prior, shape, stds, steps: int, batch: int):
-    opt = torch.optim.Adam(prior.parameters(), lr=1e-2)
-    prior.train()
-    for _ in range(steps):
-        y = _latents((batch, *shape[1:]), stds)
-        _, lik = prior(y)
-        loss = prior.bits(lik).mean() / y[0].numel()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return prior.eval()
 
 
 def _low_rank_csi(n, n_ant=16, n_sc=16, seed=0):
@@ -77,9 +60,9 @@ def _report(shape, stds, args):
 
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
-    prior = _train(FactorizedPrior(shape[1]), shape, stds, args.train_steps, args.train_batch)
+    prior = fit_prior(FactorizedPrior(shape[1]), [shape], stds, args.train_steps, args.train_batch)
     tables = prior.coding_tables()
-    y = _latents(shape, stds, torch.Generator().manual_seed(args.seed + 1))
+    y = gaussian_latents(shape, stds, torch.Generator().manual_seed(args.seed + 1))
     values = torch.round(y).to(torch.int64).reshape(shape[0], -1).numpy()
     channel = prior.channel_map(shape[1:])
     n = shape[0]
