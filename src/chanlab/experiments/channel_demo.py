@@ -142,16 +142,17 @@ def _figures(ctx, examples: dict[str, np.ndarray], rates: dict[str, list[float]]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(examples), figsize=(3.2 * len(examples), 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(examples), figsize=(3.4 * len(examples), 3.3), squeeze=False,
+                             layout="constrained")
     for ax, (name, mag) in zip(axes[0], examples.items()):
         shown = mag[:, : max(n_delay * 2, 8)]
         image = ax.imshow(np.fft.fftshift(shown, axes=0), aspect="auto", origin="lower", cmap="viridis")
-        fig.colorbar(image, ax=ax, label="|H|")
+        fig.colorbar(image, ax=ax, fraction=0.08, pad=0.03)   # |H| (the suptitle says so)
         ax.axvline(n_delay - 0.5, color="w", ls="--", lw=1)
         ax.set_title(name)
         ax.set_xlabel("delay tap")
     axes[0][0].set_ylabel("angle bin (centered)")
-    fig.suptitle(f"|H| in the angular-delay domain (dashed: first {n_delay} taps kept)", y=1.04)
+    fig.suptitle(f"|H| in the angular-delay domain (dashed: first {n_delay} taps kept)")
     ctx.save_figure(fig, "angular_delay")
 
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
