@@ -126,7 +126,9 @@ def test_demo_runs_the_gridization_experiment(tmp_path, capsys):
 
     assert DEMO_EXPERIMENT == "gridization/synthetic"
     assert main(["demo", "--preset", "smoke", "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0
-    assert "gridization/synthetic" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "gridization/synthetic" in out and "against the paper" in out and "--preset quick" in out
+    assert "(paper) CSG-AE has a lower sample-mean NMSE" in out
     assert (tmp_path / "demo" / "results.json").is_file()
 
 
