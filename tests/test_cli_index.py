@@ -48,6 +48,7 @@ def test_list_prints_claims_and_quick_time(capsys, monkeypatch, tmp_path):
 
     index = json.loads(cli_index.EXPERIMENT_INDEX.read_text())
     index["experiments"]["channels/demo"]["quick_time_s"] = 150
+    index["experiments"]["gridization/synthetic"]["quick_time_s"] = None
     path = tmp_path / "index.json"
     path.write_text(json.dumps(index))
     monkeypatch.setattr(cli_index, "EXPERIMENT_INDEX", path)
