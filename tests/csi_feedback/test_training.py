@@ -61,10 +61,12 @@ def test_proposed_allocation_keeps_the_budget(x):
     assert len(net.quantizer.bits) == 16
 
 
-@pytest.mark.parametrize("scheme", ["proposed", "lloyd"])
-def test_a_killed_run_resumes_to_the_uninterrupted_run(x, tmp_path, scheme):
-    """Bit allocation (after_epoch) and the post-hoc Lloyd fit come back exactly after a kill."""
-    cfg = FeedbackTraining(epochs=5, batch_size=16, alloc_samples=48, lloyd_samples=48)
+@pytest.mark.parametrize("scheme, schedule", [("proposed", {}), ("proposed", {"alloc_every": 2, "alloc_drift": 0.02}),
+                                              ("lloyd", {})])
+def test_a_killed_run_resumes_to_the_uninterrupted_run(x, tmp_path, scheme, schedule):
+    """Bit allocation (after_epoch, and its schedule's memory of the last ranges) and the post-hoc
+    Lloyd fit come back exactly after a kill."""
+    cfg = FeedbackTraining(epochs=5, batch_size=16, alloc_samples=48, lloyd_samples=48, **schedule)
 
     def run(folder):
         net = model()
@@ -76,9 +78,12 @@ def test_a_killed_run_resumes_to_the_uninterrupted_run(x, tmp_path, scheme):
         run("b")
     resumed, resumed_hist = run("b")
     assert resumed_hist == full_hist and len(full_hist.val_nmse_db) == 5
-    if scheme == "proposed":
+    if scheme == "proposed" and not schedule:
         # the allocation moves after the resume point too (k-means refit, Adam state dropped)
         assert len(full_hist.bits_std) == 5 and sum(full_hist.allocation_moves[2:]) > 0
+        assert full_hist.allocation_runs == [1] * 5
+    if schedule:
+        assert full_hist.allocation_runs[0::2] == [0, 0, 0]       # due after epochs 1 and 3 only
     a, b = full.state_dict(), resumed.state_dict()
     assert a.keys() == b.keys()
     for k in a:

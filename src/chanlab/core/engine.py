@@ -199,6 +199,8 @@ class Trainer:
             refits); its values go into the history.
         train_mode: puts the model in training mode before each epoch (default ``model.train()``).
         generators: further generators the steps draw from; saved and restored with the rest.
+        stateful: further objects with ``state_dict()`` / ``load_state_dict(state)`` whose state
+            the hooks change (e.g. what ``after_epoch`` last decided); saved and restored with the rest.
         manual_optimization: ``step`` updates the weights itself and returns ``{"loss": ...}``.
         desc: progress-bar label.
     """
@@ -211,6 +213,7 @@ class Trainer:
                  after_epoch: Callable[[int], Mapping[str, float] | None] | None = None,
                  train_mode: Callable[[], Any] | None = None,
                  generators: Mapping[str, torch.Generator] | None = None,
+                 stateful: Mapping[str, Any] | None = None,
                  manual_optimization: bool = False, desc: str = "training"):
         _check_positive_int(epochs, "epochs", low=0)
         _check_positive_int(num_samples, "num_samples")
@@ -233,6 +236,7 @@ class Trainer:
         self.manual_optimization, self.desc = manual_optimization, desc
         self.generator = torch_generator(seed)
         self.generators = dict(generators or {})
+        self.stateful = dict(stateful or {})
         self.history = TrainingHistory()
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
@@ -273,6 +277,9 @@ class Trainer:
         for name, g_state in state["generators"].items():
             if name in self.generators:
                 self.generators[name].set_state(g_state.cpu())
+        for name, obj_state in state.get("stateful", {}).items():
+            if name in self.stateful:
+                self.stateful[name].load_state_dict(obj_state)
         self.history = TrainingHistory.from_dict(state["history"])
         self._best_value = float(state["best_value"])
         if state["best_epoch"] >= 0 and self.validate is not None:
@@ -292,6 +299,7 @@ class Trainer:
         state = {"engine": 1, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "generator": self.generator.get_state(),
                  "generators": {k: g.get_state() for k, g in self.generators.items()},
+                 "stateful": {k: obj.state_dict() for k, obj in self.stateful.items()},
                  "history": self.history.to_dict(), "best_epoch": self.history.best_epoch,
                  "best_value": self._best_value, "epoch": epoch, "batch": batch, "sums": dict(sums or {})}
         if batch:

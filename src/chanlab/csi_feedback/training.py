@@ -12,7 +12,10 @@ loss is the paper's ``mean_batch ‖Ĥ − H‖²`` on CsiNet inputs and
 
 After every epoch the alternating schemes re-run the bit allocation of Section III-A on the
 encoder outputs of ``alloc_samples`` training CSI, warm-started from the current allocation;
-when it changes, the codewords are re-fitted by k-means (as the paper does). The learning
+when it changes, the codewords are re-fitted by k-means (as the paper does). Its 3·M exact
+k-means fits cost about a tenth of an epoch even when no bit moves, so two cheaper schedules
+exist (:class:`AllocationSchedule`): every ``alloc_every`` epochs, and only when some output's
+σ_m has drifted by more than ``alloc_drift`` since the last allocation. The learning
 rate decays exponentially from ``lr`` to ``lr · lr_final_ratio`` over the epochs (the paper
 says "exponential decay" without the rate). The weights with the best validation NMSE
 (quantized) are kept. Lloyd's scalar quantizers are fitted after training on
@@ -44,6 +47,8 @@ class FeedbackTraining:
     lr_final_ratio: float = 0.01
     beta: float = 0.1
     alloc_samples: int = 2000
+    alloc_every: int = 1           # re-run the bit allocation every this many epochs (the paper: every epoch)
+    alloc_drift: float = 0.0       # ... and then only if some σ_m moved by more than this fraction (0: always)
     lloyd_samples: int = 20000
     max_bits: int = 8
     max_codewords: int = 1 << 14
@@ -55,6 +60,7 @@ class FeedbackHistory:
     val_nmse_db: list[float] = field(default_factory=list)
     bits_std: list[float] = field(default_factory=list)       # spread of the allocation per epoch
     allocation_moves: list[int] = field(default_factory=list)
+    allocation_runs: list[int] = field(default_factory=list)   # 1 where the allocation ran after the epoch
     best_epoch: int = -1
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,11 +126,52 @@ def reconstruct(model: FeedbackAutoencoder, x: torch.Tensor, chunk: int = 1000) 
     return out
 
 
-def _allocate(model: FeedbackAutoencoder, x_alloc: torch.Tensor, bits: int, cfg: FeedbackTraining) -> int:
+class AllocationSchedule:
+    """When the alternating schemes re-run the bit allocation of Section III-A.
+
+    It runs after epochs ``every − 1, 2·every − 1, …`` (0-based; ``every = 1``: after each, as the
+    paper alternates), and there only when ``drift = 0`` or some encoder output's standard
+    deviation σ_m has moved by more than ``drift · σ_m`` since the last allocation (the ranges
+    are what the allocation depends on; the first due epoch always runs). Its state, the σ_m of
+    the last allocation, is checkpointed with the training (:class:`~chanlab.core.engine.Trainer`
+    ``stateful``) so that a resumed run decides as an uninterrupted one.
+    """
+
+    def __init__(self, every: int = 1, drift: float = 0.0):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ConfigError(f"training.alloc_every: expected a whole number of epochs >= 1, got {every!r}")
+        if isinstance(drift, bool) or not isinstance(drift, (int, float)) or not math.isfinite(drift) or drift < 0:
+            raise ConfigError(f"training.alloc_drift: expected a fraction >= 0 (0.1: 10 %), got {drift!r}")
+        self.every, self.drift = every, float(drift)
+        self.sigma_ref: torch.Tensor | None = None
+
+    def due(self, epoch: int) -> bool:
+        """Whether the allocation is scheduled after 0-based ``epoch``."""
+        return (epoch + 1) % self.every == 0
+
+    def drifted(self, z: torch.Tensor) -> bool:
+        """Whether the ranges of ``z`` ``[n, M]`` moved enough since the last allocation to re-run it."""
+        if self.drift == 0 or self.sigma_ref is None:
+            return True
+        sigma = z.double().std(0)
+        return bool(((sigma - self.sigma_ref).abs() > self.drift * self.sigma_ref).any())
+
+    def ran(self, z: torch.Tensor) -> None:
+        self.sigma_ref = z.double().std(0)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"sigma_ref": torch.empty(0, dtype=torch.float64) if self.sigma_ref is None else self.sigma_ref}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        ref = state["sigma_ref"]
+        self.sigma_ref = None if ref.numel() == 0 else ref.cpu().double()
+
+
+def _allocate(model: FeedbackAutoencoder, z: torch.Tensor, bits: int) -> int:
+    """Section III-A's allocation on encoder outputs ``z`` ``[n, M]``, warm-started; the moves made."""
     from chanlab.quant.scalar_codebooks import allocate_bits
 
     q = model.quantizer
-    z = encode_all(model, x_alloc).cpu()
     alloc = allocate_bits(z, q.n_outputs * bits, init=q.bits.cpu(), max_bits=int(math.log2(q.codewords.shape[1])))
     old = q.bits.cpu()
     if not torch.equal(alloc.bits.cpu(), old):
@@ -163,22 +210,31 @@ def train_feedback(model: FeedbackAutoencoder, scheme_name: str, bits: int, x_tr
     def step(idx: torch.Tensor) -> torch.Tensor:
         return _loss(model, scheme, x_train[idx].to(dev), cfg.beta)
 
+    schedule = AllocationSchedule(cfg.alloc_every, cfg.alloc_drift)
+
     def after_epoch(epoch: int) -> dict[str, float]:
-        moves = _allocate(model, x_alloc, bits, cfg)
+        moves, ran = 0, 0
+        if schedule.due(epoch):
+            z = encode_all(model, x_alloc).cpu()
+            if schedule.drifted(z):
+                moves, ran = _allocate(model, z, bits), 1
+                schedule.ran(z)
         if moves:
             # the k-means refit moved every codeword: Adam's moments for them are stale
             opt.state.pop(model.quantizer.codewords, None)
-        return {"allocation_moves": moves, "bits_std": float(model.quantizer.bits.float().std())}
+        return {"allocation_moves": moves, "allocation_runs": ran, "bits_std": float(model.quantizer.bits.float().std())}
 
     trainer = Trainer(model, opt, num_samples=len(x_train), batch_size=cfg.batch_size, epochs=cfg.epochs,
                       step=step, validate=lambda: nmse_db(x_val, reconstruct(model, x_val)),
                       monitor="val_nmse_db", mode="min", schedule=exponential(cfg.lr_final_ratio, cfg.epochs),
                       seed=seed, checkpoint=checkpoint, after_epoch=after_epoch if scheme.allocate else None,
+                      stateful={"allocation": schedule} if scheme.allocate else None,
                       desc=desc or scheme_name)
     h = trainer.fit()
     history = FeedbackHistory(train_loss=list(h["train_loss"]), val_nmse_db=list(h["val_nmse_db"]),
                               bits_std=list(h["bits_std"]),
-                              allocation_moves=[int(v) for v in h["allocation_moves"]], best_epoch=h.best_epoch)
+                              allocation_moves=[int(v) for v in h["allocation_moves"]],
+                              allocation_runs=[int(v) for v in h["allocation_runs"]], best_epoch=h.best_epoch)
     if scheme.post_hoc:
         fit_lloyd(model, x_train, bits, cfg, seed)
     return history

@@ -41,14 +41,19 @@ PAPER = "csi-feedback-bit-allocation.txt"
 
 @dataclass(frozen=True)
 class Data:
-    environment: str = "indoor"
+    source: str = field(default="generated", metadata={"choices": ("generated", "cost2100")})
+    environment: str = field(default="indoor", metadata={"choices": ("indoor", "outdoor")})
     n_sc: int = 1024
-    n_ant: int = 32
-    n_delay: int = 32
-    n_train: int = 100000
+    n_ant: int = 32                # generated data only: COST2100's sizes come from its files
+    n_delay: int = 32              # generated data only
+    n_train: int = 100000          # COST2100: at most this many of the file's samples (it holds fewer)
     n_val: int = 30000
     n_test: int = 20000
-    path: str = ""                 # a folder with CsiNet's COST2100 .mat files (replaces the generated data)
+    path: str = ""                 # COST2100 folder (implies source=cost2100); "" finds shared/data/cost2100
+
+    @property
+    def is_cost2100(self) -> bool:
+        return self.source == "cost2100" or bool(self.path)
 
 
 def _scheme_choices() -> tuple[str, ...]:
@@ -66,6 +71,7 @@ class TableConfig:
     standardize: bool = True       # standardized input and linear head; False: CsiNet's sigmoid on raw inputs
     points: tuple[str, ...] = ("512x2", "512x3", "512x4", "512x5", "256x4")   # "MxB"
     schemes: tuple[str, ...] = field(default=(), metadata={"choices": _scheme_choices})   # (): the table's own
+    m_at_paper_size: bool = False  # points' M are at the paper's 2 × 32 × 32 input, scaled to ours (_input_m)
 
 
 def _points(points) -> list[tuple[int, int]]:
@@ -86,20 +92,55 @@ def _points(points) -> list[tuple[int, int]]:
 def _splits(data: Data, n_sc: int | None = None, environment: str | None = None, device="cpu"):
     from chanlab.csi_feedback.data import load_cost2100_splits, make_splits
 
-    if data.path:
-        return load_cost2100_splits(data.path, environment or data.environment)
+    if data.is_cost2100:
+        return load_cost2100_splits(data.path, environment or data.environment, n_train=data.n_train,
+                                    n_val=data.n_val, n_test=data.n_test)
     return make_splits(environment or data.environment, data.n_train, data.n_val, data.n_test,
                        n_sc=n_sc or data.n_sc, n_ant=data.n_ant, n_delay=data.n_delay, device=device)
 
 
-def _model(arch: str, data: Data, m: int, seed: int, standardize: bool, x_train: torch.Tensor):
-    """The autoencoder; ``standardize`` calibrates it on ``x_train`` with the linear head
-    (:class:`~chanlab.csi_feedback.model.FeedbackAutoencoder`), else it is CsiNet's plain sigmoid model."""
+# The paper's input is 2 × 32 × 32; a config with ``m_at_paper_size`` gives M at that size and the
+# experiment scales it to its input (16 × 16 generated data: M / 4), keeping the compression ratio.
+_PAPER_SIZE = 2 * 32 * 32
+
+
+def _source_text(data: Data) -> str:
+    """Where the CSI came from, for ``results.json`` and the log."""
+    if not data.is_cost2100:
+        return f"generated {data.environment} (chanlab.csi_feedback.data.make_splits)"
+    from chanlab.csi_feedback.data import find_cost2100
+
+    return f"COST2100 {data.environment}, {find_cost2100(data.path, data.environment)}"
+
+
+def _n_sc(data: Data) -> int:
+    """Subcarriers behind the angular-delay CSI (for ρ): the files' 1024 for COST2100."""
+    from chanlab.csi_feedback.data import COST2100_SUBCARRIERS
+
+    return COST2100_SUBCARRIERS if data.is_cost2100 else data.n_sc
+
+
+def _input_m(m: int, shape, at_paper_size: bool) -> int:
+    """M for an input of ``shape`` ``[2, n_ant, n_delay]``: ``m`` itself, or ``m`` at the paper's size scaled."""
+    if not at_paper_size:
+        return m
+    size = math.prod(shape)
+    scaled = m * size // _PAPER_SIZE
+    if scaled < 1 or scaled * _PAPER_SIZE != m * size:
+        raise ConfigError(f"M = {m} at the paper's 2 × 32 × 32 input does not scale to an integer M on the "
+                          f"{' × '.join(map(str, shape))} input; give M for this input with m_at_paper_size=false")
+    return scaled
+
+
+def _model(arch: str, shape, m: int, seed: int, standardize: bool, x_train: torch.Tensor):
+    """The autoencoder for inputs ``[2, n_ant, n_delay]`` = ``shape``; ``standardize`` calibrates it on
+    ``x_train`` with the linear head (:class:`~chanlab.csi_feedback.model.FeedbackAutoencoder`), else it
+    is CsiNet's plain sigmoid model."""
     from chanlab.csi_feedback.model import FeedbackAutoencoder
     from chanlab.nn.csinet import make_autoencoder
 
     torch.manual_seed(seed)
-    enc, dec = make_autoencoder(arch, m, n_ant=data.n_ant, n_delay=data.n_delay,
+    enc, dec = make_autoencoder(arch, m, n_ant=shape[-2], n_delay=shape[-1],
                                 output="linear" if standardize else "sigmoid")
     model = FeedbackAutoencoder(enc, dec)
     return model.calibrate(x_train) if standardize else model
@@ -118,12 +159,12 @@ def _train_eval(scheme: str, m: int, b: int, train_x, val_x, tests: dict[str, to
         from chanlab.csi_feedback.baselines import PcaFeedback
 
         model = PcaFeedback(m, b, alloc_samples=20000).fit(train_x)
-        out = {name: model.evaluate(x, data.n_sc) for name, x in tests.items()}
+        out = {name: model.evaluate(x, _n_sc(data)) for name, x in tests.items()}
     else:
-        model = _model(arch, data, m, ctx.seed, standardize, train_x).to(ctx.device)
+        model = _model(arch, train_x.shape[1:], m, ctx.seed, standardize, train_x).to(ctx.device)
         history = train_feedback(model, scheme, b, train_x, val_x, cfg_t, seed=ctx.seed,
                                  checkpoint=ctx.checkpoint(f"{tag}-{scheme}-{m}x{b}"), desc=f"{scheme} {m}x{b}")
-        out = {name: evaluate_feedback(model, x, data.n_sc) for name, x in tests.items()}
+        out = {name: evaluate_feedback(model, x, _n_sc(data)) for name, x in tests.items()}
         # Why Proposed can (or cannot) differ from Proposed-var1: the spread of this model's
         # outputs and what Sec. III-A's allocation makes of it (csi_feedback.ranges).
         outputs = range_report(encode_all(model, train_x[:ranges_samples]), b)
@@ -146,9 +187,13 @@ def _run_table(cfg: TableConfig, ctx, default_schemes: tuple[str, ...]) -> dict:
     unknown = [s for s in schemes if s not in SCHEMES and s != "pca"]
     if unknown:
         raise ConfigError(f"schemes: unknown {unknown}; choose from pca, {', '.join(SCHEMES)}")
-    points = _points(cfg.points)
     sp = _splits(cfg.data, device=ctx.device)
-    results: dict[str, Any] = {"points": [], "n_train": len(sp.train), "shape": list(sp.train.shape[1:])}
+    shape = list(sp.train.shape[1:])
+    points = [(_input_m(m, shape, cfg.m_at_paper_size), b) for m, b in _points(cfg.points)]
+    results: dict[str, Any] = {"points": [], "n_train": len(sp.train), "shape": shape,
+                               "data_source": _source_text(cfg.data)}
+    ctx.log.info("data: %s, %d / %d / %d CSI of %s; points (M, B): %s", results["data_source"], len(sp.train),
+                 len(sp.val), len(sp.test), " × ".join(map(str, shape)), points)
     nq_cache: dict[int, dict] = {}
     jobs = [(m, b, s) for m, b in points for s in schemes]
     for m, b, scheme in progress(jobs, desc="schemes", unit="model"):
@@ -181,11 +226,6 @@ def _table_markdown(results: dict, ctx) -> None:
     with atomic_path(ctx.out / "table.md") as tmp:
         tmp.write_text(text)
     ctx.log.info("\n%s", text)
-
-
-# Where the paper's numbers sit: the paper's (M, B) on its 2 × 32 × 32 input; our presets keep its
-# compression ratios, so the same point is M · size / 2048 on a smaller input (quick: 128 for 512).
-_PAPER_SIZE = 2 * 32 * 32
 
 
 def _paper_point(results, m_paper: int, b: int) -> dict | None:
@@ -253,7 +293,9 @@ def _nq_bounds(results) -> Outcome:
 
 
 _TABLE2 = ("nq", "round", "vector-1", "vector-2", "vector-4", "proposed", "proposed-var2", "proposed-var1")
-_QUICK_DATA = {"data.n_ant": 16, "data.n_delay": 16, "data.n_train": 10000, "data.n_val": 1000,
+# quick: M given at the paper's 32 × 32 input (m_at_paper_size), so 16 × 16 generated data gets M / 4
+# and COST2100's 32 × 32 files the paper's own M.
+_QUICK_DATA = {"m_at_paper_size": True, "data.n_ant": 16, "data.n_delay": 16, "data.n_train": 10000, "data.n_val": 1000,
                "data.n_test": 2000, "training.epochs": 30, "training.lr": 2e-3, "training.batch_size": 100}
 _SMOKE_DATA = {"data.n_ant": 8, "data.n_delay": 8, "data.n_sc": 64, "data.n_train": 64, "data.n_val": 16,
                "data.n_test": 16, "training.epochs": 1, "training.batch_size": 32, "training.alloc_samples": 64}
@@ -270,7 +312,7 @@ register(Experiment(
     config=TableConfig, run=run_table2,
     presets={"smoke": dict(_SMOKE_DATA, points=("16x2",), schemes=("nq", "round", "vector-2", "proposed",
                                                                   "proposed-var1", "proposed-var2")),
-             "quick": dict(_QUICK_DATA, points=("128x2", "128x4", "64x4")),
+             "quick": dict(_QUICK_DATA, points=("512x2", "512x4", "256x4")),
              "paper": {}},
     claims=(Claim("Proposed has a lower NMSE than Round and every Vector variant at each (M, B)",
                   _proposed_beats(("round", "vector"), at=(512, 2)), kind="paper", paper_value=2.39,
@@ -311,7 +353,7 @@ register(Experiment(
     summary="End-to-end training vs two-step baselines: PCA, Lloyd, Lloyd-log, Proposed, Proposed-var1 (Table I)",
     config=TableConfig, run=run_table1,
     presets={"smoke": dict(_SMOKE_DATA, points=("16x2",)),
-             "quick": dict(_QUICK_DATA, points=("128x2", "128x4", "64x4")),
+             "quick": dict(_QUICK_DATA, points=("512x2", "512x4", "256x4")),
              "paper": {"points": ("512x2", "512x3", "512x4", "512x5", "256x4", "128x4")}},
     claims=(Claim("Proposed beats PCA, Lloyd and Lloyd-log at each (M, B)",
                   _proposed_beats(("pca", "lloyd"), at=(512, 2)), kind="paper", paper_value=8.22,
@@ -337,6 +379,7 @@ class DynamicConfig:
     b: int = 3
     scheme: str = "proposed"
     subcarriers: tuple[int, ...] = (512, 2048)      # the changed N_c; training for Direct uses data.n_sc
+    m_at_paper_size: bool = False  # as TableConfig.m_at_paper_size
 
 
 def _mix(parts: list[torch.Tensor], n: int, seed: int) -> torch.Tensor:
@@ -348,48 +391,65 @@ def _mix(parts: list[torch.Tensor], n: int, seed: int) -> torch.Tensor:
 
 
 def run_dynamic(cfg: DynamicConfig, ctx) -> dict:
+    """Table III. On COST2100 (``data.source``) only the indoor/outdoor rows run: the files hold one
+    subcarrier count. Each file keeps its own scaling into [0, 1] (CsiNet's sets are scaled by their
+    own largest entry), as a user of CsiNet's files meets them; the generated sets are rescaled to the
+    training set's scale instead."""
+    from chanlab.core.errors import DataError
     from chanlab.csi_feedback.data import make_splits
 
-    if cfg.data.path:
-        raise ConfigError("data.path: Table III needs 512/2048-subcarrier and outdoor sets; the COST2100 files "
-                          "hold one configuration each, so this experiment uses the generated data")
-    d, t, m, b = cfg.data, (cfg.training, cfg.arch), cfg.m, cfg.b
-
-    def train_eval(train_x, val_x, tests, tag):
-        return _train_eval(cfg.scheme, m, b, train_x, val_x, tests, *t, d, ctx, tag, cfg.standardize)
+    d, t, b = cfg.data, (cfg.training, cfg.arch), cfg.b
+    other_env = "outdoor" if d.environment == "indoor" else "indoor"
 
     def splits(environment, n_sc, scale=None):
+        if d.is_cost2100:
+            try:
+                return _splits(d, environment=environment)
+            except DataError as exc:
+                raise DataError(f"Table III's indoor/outdoor rows need both COST2100 sets: {exc}") from None
         return make_splits(environment, d.n_train, d.n_val, d.n_test, n_sc=n_sc, n_ant=d.n_ant, n_delay=d.n_delay,
                            scale=scale, device=ctx.device)
 
     base = splits(d.environment, d.n_sc)
-    other_env = "outdoor" if d.environment == "indoor" else "indoor"
-    res: dict[str, Any] = {"subcarriers": {}, "environments": {}, "m": m, "b": b, "scheme": cfg.scheme}
+    m = _input_m(cfg.m, base.train.shape[1:], cfg.m_at_paper_size)
+
+    def train_eval(train_x, val_x, tests, tag):
+        return _train_eval(cfg.scheme, m, b, train_x, val_x, tests, *t, d, ctx, tag, cfg.standardize)
+
+    subcarriers = () if d.is_cost2100 else cfg.subcarriers
+    res: dict[str, Any] = {"subcarriers": {}, "environments": {}, "m": m, "b": b, "scheme": cfg.scheme,
+                           "data_source": _source_text(d)}
+    if d.is_cost2100 and cfg.subcarriers:
+        res["skipped"] = "subcarrier rows: the COST2100 files hold 1024 subcarriers only"
+        ctx.log.info("COST2100: only the indoor/outdoor rows run (%s)", res["skipped"])
+    n_sc = _n_sc(d)
+    other_in_base_scale = splits(other_env, n_sc, scale=base.scale)
 
     # subcarriers: Direct trains at d.n_sc; Upper trains and tests at each N_c; Joint trains on all
-    changed = {n: splits(d.environment, n, scale=base.scale) for n in cfg.subcarriers}
-    other_in_base_scale = splits(other_env, d.n_sc, scale=base.scale)
-    direct = train_eval(base.train, base.val, {f"{n}": changed[n].test for n in cfg.subcarriers}
-                        | {f"{d.n_sc}": base.test, other_env: other_in_base_scale.test}, "direct")
-    joint_train = _mix([base.train] + [changed[n].train for n in cfg.subcarriers], d.n_train, ctx.seed)
-    joint_val = _mix([base.val] + [changed[n].val for n in cfg.subcarriers], d.n_val, ctx.seed)
-    joint = train_eval(joint_train, joint_val, {f"{n}": changed[n].test for n in cfg.subcarriers}, "joint-sc")
-    for n in cfg.subcarriers:
+    changed = {n: splits(d.environment, n, scale=base.scale) for n in subcarriers}
+    direct = train_eval(base.train, base.val, {f"{n}": changed[n].test for n in subcarriers}
+                        | {f"{n_sc}": base.test, other_env: other_in_base_scale.test}, "direct")
+    if subcarriers:
+        n_train, n_val = len(base.train), len(base.val)
+        joint_train = _mix([base.train] + [changed[n].train for n in subcarriers], n_train, ctx.seed)
+        joint_val = _mix([base.val] + [changed[n].val for n in subcarriers], n_val, ctx.seed)
+        joint = train_eval(joint_train, joint_val, {f"{n}": changed[n].test for n in subcarriers}, "joint-sc")
+    for n in subcarriers:
         own = splits(d.environment, n)
         upper = train_eval(own.train, own.val, {"test": own.test}, f"upper-{n}")
         res["subcarriers"][str(n)] = {"upper": upper["test"]["nmse_db"], "direct": direct[f"{n}"]["nmse_db"],
                                       "joint": joint[f"{n}"]["nmse_db"]}
 
     # channel statistics: indoor <-> outdoor
-    other = splits(other_env, d.n_sc)
-    base_in_other_scale = splits(d.environment, d.n_sc, scale=other.scale)
+    other = other_in_base_scale if d.is_cost2100 else splits(other_env, n_sc)
+    base_in_other_scale = base if d.is_cost2100 else splits(d.environment, n_sc, scale=other.scale)
     upper_other = train_eval(other.train, other.val, {"test": other.test, d.environment: base_in_other_scale.test},
                              f"upper-{other_env}")
-    joint_env = train_eval(_mix([base.train, other_in_base_scale.train], d.n_train, ctx.seed),
-                           _mix([base.val, other_in_base_scale.val], d.n_val, ctx.seed),
+    joint_env = train_eval(_mix([base.train, other_in_base_scale.train], len(base.train), ctx.seed),
+                           _mix([base.val, other_in_base_scale.val], len(base.val), ctx.seed),
                            {d.environment: base.test, other_env: other_in_base_scale.test}, "joint-env")
     res["environments"] = {
-        d.environment: {"upper": direct[f"{d.n_sc}"]["nmse_db"], "direct": upper_other[d.environment]["nmse_db"],
+        d.environment: {"upper": direct[f"{n_sc}"]["nmse_db"], "direct": upper_other[d.environment]["nmse_db"],
                         "joint": joint_env[d.environment]["nmse_db"]},
         other_env: {"upper": upper_other["test"]["nmse_db"],
                     "direct": direct[other_env]["nmse_db"],
@@ -415,7 +475,9 @@ def _dynamic_markdown(res: dict, ctx) -> None:
 def _joint_beats_direct(res) -> Outcome:
     """Joint's advantage over Direct (dB; positive: Joint is lower) on each changed N_c and channel
     statistic; the margin and ``ours`` are the smallest of them."""
-    rows = [(f"N_c = {k}", v) for k, v in require(res["subcarriers"], "changed subcarrier counts").items()] \
+    # COST2100 files hold one subcarrier count: there the rows are absent and ``skipped`` says why
+    subcarriers = res["subcarriers"] if res.get("skipped") else require(res["subcarriers"], "changed subcarrier counts")
+    rows = [(f"N_c = {k}", v) for k, v in subcarriers.items()] \
         + list(require(res["environments"], "channel statistics").items())
     gaps = {k: v["direct"] - v["joint"] for k, v in rows}
     worst = min(gaps, key=gaps.get)
@@ -429,7 +491,7 @@ register(Experiment(
     summary="Changed subcarrier counts and indoor/outdoor statistics: Upper / Direct / Joint training (Table III)",
     config=DynamicConfig, run=run_dynamic,
     presets={"smoke": dict(_SMOKE_DATA, m=16, b=2, subcarriers=(32,)),
-             "quick": dict(_QUICK_DATA, m=64, b=3),
+             "quick": dict(_QUICK_DATA, m=256, b=3),
              "paper": {}},
     claims=(Claim("Joint training beats Direct on every changed subcarrier count and channel statistic",
                   _joint_beats_direct, kind="paper", paper_value=3.14,
@@ -450,6 +512,7 @@ class RangesConfig:
     m: int = 512
     archs: tuple[str, ...] = ("csinet", "csinet-v1", "csinet-v2", "csinet-pro")
     standardize: bool = True       # as TableConfig.standardize
+    m_at_paper_size: bool = False  # as TableConfig.m_at_paper_size
 
 
 def run_ranges(cfg: RangesConfig, ctx) -> dict:
@@ -458,9 +521,13 @@ def run_ranges(cfg: RangesConfig, ctx) -> dict:
     from chanlab.csi_feedback.training import encode_all
 
     sp = _splits(cfg.data, device=ctx.device)
-    out: dict[str, Any] = {"m": cfg.m, "archs": {}}
+    m = _input_m(cfg.m, sp.train.shape[1:], cfg.m_at_paper_size)
+    out: dict[str, Any] = {"m": m, "shape": list(sp.train.shape[1:]), "data_source": _source_text(cfg.data),
+                           "archs": {}}
+    ctx.log.info("data: %s, %d training CSI of %s; M = %d", out["data_source"], len(sp.train),
+                 " × ".join(map(str, out["shape"])), m)
     for arch in progress(cfg.archs, desc="encoders", unit="encoder"):
-        model = _model(arch, cfg.data, cfg.m, ctx.seed, cfg.standardize, sp.train).to(ctx.device)
+        model = _model(arch, sp.train.shape[1:], m, ctx.seed, cfg.standardize, sp.train).to(ctx.device)
         from chanlab.csi_feedback.training import train_feedback
 
         train_feedback(model, "nq", 1, sp.train, sp.val, cfg.training, seed=ctx.seed,
@@ -508,7 +575,7 @@ register(Experiment(
     summary="Normalized standard deviations of the encoder outputs of four encoders (Fig. 2)",
     config=RangesConfig, run=run_ranges,
     presets={"smoke": dict(_SMOKE_DATA, m=16, archs=("csinet", "csinet-pro")),
-             "quick": dict(_QUICK_DATA, m=128),
+             "quick": dict(_QUICK_DATA, m=512),
              "paper": {}},
     claims=(Claim("Outputs of the small CsiNet encoder have more distinct dynamic ranges (a larger spread of "
                   "σ_m/σ̄) than CsiNet-Pro's", _ranges_claim, kind="paper",
@@ -530,7 +597,7 @@ register(Experiment(
     summary="Round vs Proposed with the TransNet autoencoder (Table IV, upper part)",
     config=TableConfig, run=run_transnet,
     presets={"smoke": dict(_SMOKE_DATA, points=("16x2",)),
-             "quick": dict(_QUICK_DATA, points=("128x2", "128x3", "128x4")),
+             "quick": dict(_QUICK_DATA, points=("512x2", "512x3", "512x4")),
              "paper": {"points": ("512x2", "512x3", "512x4")}},
     claims=(Claim("With TransNet, Proposed beats Round at every B", _proposed_beats(("round",), at=(512, 2)),
                   kind="paper", paper_value=3.36,
