@@ -50,6 +50,115 @@ def test_nearest_ties_go_to_the_smaller_index():
     assert idx.tolist() == [0, 0, 1] and d2.tolist() == [1.0, 1.0, 49.0]
 
 
+def _exact_nearest(v: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Brute force: ``Σ (v - w_k)²`` summed directly for every codeword, the smallest index
+    among the minima (explicitly, not relying on argmin's tie rule); chunks of 2^22 entries."""
+    idx, dist = [], []
+    rows = max(1, (1 << 22) // (w.shape[0] * w.shape[1]))
+    for lo in range(0, v.shape[0], rows):
+        d = ((v[lo:lo + rows, None, :] - w[None]) ** 2).sum(2)                # [rows, K]
+        m = d.amin(1, keepdim=True)
+        i = torch.where(d == m, torch.arange(w.shape[0]), w.shape[0]).amin(1)
+        idx.append(i)
+        dist.append(m[:, 0])
+    return torch.cat(idx), torch.cat(dist)
+
+
+def _hard_cases(n: int, dim: int, k: int, dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` vectors and ``k`` codewords ``[k, dim]``, adversarial rows mixed into random ones:
+    exact codewords, exact and perturbed midpoints of two codewords, duplicated codewords,
+    and (exact arithmetic) half-integer points against integer codewords or ``±w``."""
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(k, dim, generator=gen, dtype=dtype)
+    if k >= 4:
+        w[k // 4:k // 2] = torch.randint(-2, 3, (k // 2 - k // 4, dim), generator=gen).to(dtype)
+        w[k - 1] = w[0]                                   # duplicated codewords (exact ties)
+        w[k // 2] = w[k // 4]
+    elif k >= 2:
+        w[1] = -w[0]                                      # the origin is exactly equidistant
+    v = torch.randn(n, dim, generator=gen, dtype=dtype) * 1.2
+    q = n // 8
+    a = torch.randint(k, (q,), generator=gen)
+    b = torch.randint(k, (q,), generator=gen)
+    v[:q] = w[a]                                          # exact codewords
+    mid = (w[a] + w[b]) / 2                               # (nearly) equidistant to two codewords
+    v[q:2 * q] = mid
+    v[2 * q:3 * q] = mid * (1 + torch.finfo(dtype).eps * torch.randn(q, dim, generator=gen, dtype=dtype))
+    v[3 * q:4 * q] = mid + 1e-4 * torch.randn(q, dim, generator=gen, dtype=dtype)
+    v[4 * q:5 * q] = torch.randint(-5, 6, (q, dim), generator=gen).to(dtype) / 2
+    v[5 * q:5 * q + 100] = 0
+    return v, w
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("dim,k", [(1, 1), (4, 1), (1, 2), (3, 2), (2, 7), (8, 60), (16, 130), (5, 257)])
+def test_nearest_codeword_is_the_exact_brute_force(dim, k, dtype):
+    """100 000 vectors: indices identical to the brute-force exact argmin (ties to the smallest
+    index), distances equal to the directly summed Σ (v - w)² of the chosen codeword."""
+    v, w = _hard_cases(100_000, dim, k, dtype, seed=dim * 1000 + k)
+    idx, d2 = nearest_codeword(v, w)
+    ref, ref_d2 = _exact_nearest(v, w)
+    assert idx.dtype == torch.int64 and d2.dtype == dtype
+    assert torch.equal(idx, ref)
+    assert torch.equal(d2, ref_d2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_nearest_codeword_exact_under_cancellation_and_outliers(dtype):
+    """A large common offset (the expansion cancels catastrophically), far outliers and a
+    wide range of codeword norms: still the brute-force answer."""
+    gen = torch.Generator().manual_seed(7)
+    w = torch.randn(300, 6, generator=gen, dtype=dtype) * torch.logspace(-3, 2, 300, dtype=dtype)[:, None]
+    v = torch.randn(30_000, 6, generator=gen, dtype=dtype)
+    v[:1000] *= 1e4
+    w_off, v_off = w + 1e3, v[1000:] * 1e-2 + 1e3
+    for vv, ww in ((v, w), (v_off, w_off), (v_off, w_off[:40])):
+        idx, d2 = nearest_codeword(vv, ww)
+        ref, ref_d2 = _exact_nearest(vv, ww)
+        assert torch.equal(idx, ref) and torch.equal(d2, ref_d2)
+
+
+def test_nearest_codeword_does_not_depend_on_chunking(monkeypatch):
+    from chanlab.quant import vector
+
+    v, w = _hard_cases(5000, 3, 200, torch.float32, seed=11)
+    ref, ref_d2 = _exact_nearest(v, w)
+    for cells in (1, 7, 300, 1 << 12):              # one row per chunk up to many
+        monkeypatch.setattr(vector, "_CHUNK_CELLS", cells)
+        idx, d2 = nearest_codeword(v, w)
+        assert torch.equal(idx, ref) and torch.equal(d2, ref_d2)
+
+
+@pytest.mark.parametrize("precision,unit", [("high", 2.0 ** -11), ("medium", 2.0 ** -8)])
+def test_nearest_codeword_allows_for_reduced_precision_matmuls(precision, unit):
+    """With TF32 / bfloat16 matmuls allowed the bound widens (float32 only) and the indices
+    stay the brute-force ones."""
+    from chanlab.quant.vector import _matmul_input_unit
+
+    v, w = _hard_cases(20_000, 8, 100, torch.float32, seed=5)
+    ref, _ = _exact_nearest(v, w)
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision(precision)
+        assert _matmul_input_unit(torch.float32, v.device) == unit
+        assert _matmul_input_unit(F64, v.device) == 0.0
+        assert torch.equal(nearest_codeword(v, w)[0], ref)
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert _matmul_input_unit(torch.float32, v.device) == 0.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_nearest_codeword_cuda_matches_brute_force(dtype):
+    v, w = _hard_cases(100_000, 16, 1024, dtype, seed=3)
+    ref, ref_d2 = _exact_nearest(v, w)
+    idx, d2 = nearest_codeword(v.cuda(), w.cuda())
+    assert idx.is_cuda and torch.equal(idx.cpu(), ref)
+    # CUDA and CPU may sum Σ (v - w)² in different orders: the distances agree to rounding.
+    assert torch.allclose(d2.cpu(), ref_d2, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=0)
+
+
 def test_forward_value_is_exactly_the_codeword_and_gradients():
     gen = torch.Generator().manual_seed(0)
     beta = 0.3

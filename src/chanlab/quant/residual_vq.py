@@ -8,8 +8,9 @@ the ``N`` indices, ``B = Σ_n B_n`` bits.
 
 * **Encoding** (eqs. 12-13): ``r^0 = v``; tier ``n`` picks the nearest codeword (squared
   Euclidean distance, ties to the smaller index) to ``r^{n-1}`` with
-  :func:`~chanlab.quant.vector.nearest_codeword` (batched, chunked, exact re-scoring of the
-  best candidates) and ``r^n = r^{n-1} - q^n_{i_n}``. The search carries no gradient.
+  :func:`~chanlab.quant.vector.nearest_codeword` (batched, chunked matmul expansion; rows
+  within its rounding-error bound of a tie are re-scored exactly, so the index is the
+  brute-force argmin) and ``r^n = r^{n-1} - q^n_{i_n}``. The search carries no gradient.
 * **Decoding** (eq. 15): ``v_q = Σ_n Q_n[i_n]``, computed by indexing the codebook
   parameters, so it is differentiable with respect to the chosen codewords.
   :meth:`ResidualVQ.quantize` and :meth:`ResidualVQ.dequantize` sum in the same order, so

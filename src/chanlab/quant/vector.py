@@ -11,8 +11,9 @@ codewords are learned, training uses the STE and the loss of eq. 4.
 * Quantization: nearest codeword in squared Euclidean distance; ties go to the smaller
   index. Distances are computed batched as ``||v||² - 2 v·w + ||w||²`` (a matmul), over
   chunks of sub-vectors so that the ``[chunk, 2^{LB}]`` distance block stays below
-  ``2^20`` entries; the best few candidates of that expansion are then re-scored with the
-  exact ``Σ (v - w)²``, so that near-ties are decided exactly (:func:`nearest_codeword`).
+  ``2^20`` entries; rows whose best two candidates of that expansion are within its
+  rounding-error bound are re-scored with the directly summed ``Σ (v - w)²``, so that the
+  result is the brute-force argmin (:func:`nearest_codeword`).
 * Gradients (as :class:`~chanlab.quant.scalar_codebooks.ScalarCodebooks`, the paper's
   ref. [16]): ``z_q = sg(w) + z - sg(z)`` (forward = exactly the codeword, backward =
   identity to ``z``, nothing to the codewords). :meth:`SharedVectorQuantizer.loss` adds
@@ -46,8 +47,8 @@ from chanlab.quant.checks import check_indices, check_outputs
 DEFAULT_MAX_CODEWORDS = 1 << 14
 # Entries of one [chunk, K] distance block (~4 MiB in float32: cache-friendly, measured fastest).
 _CHUNK_CELLS = 1 << 20
-# Candidates of the matmul distance re-scored exactly.
-_N_CANDIDATES = 4
+# Column blocks of the argmin search (see _min_two): about this many codewords per block.
+_BLOCK = 64
 # k-means++ draws from at most this many samples (torch.multinomial's limit is 2^24).
 _MAX_SEEDING_SAMPLES = 1 << 24
 
@@ -56,37 +57,143 @@ def _chunk_rows(n_codes: int) -> int:
     return max(1, _CHUNK_CELLS // max(n_codes, 1))
 
 
+def _matmul_input_unit(dtype: torch.dtype, device: torch.device) -> float:
+    """Unit roundoff of the operands of a float32 matmul where TF32 or bfloat16 matmuls are
+    allowed (``torch.set_float32_matmul_precision``, the CUDA / oneDNN backend flags), else 0."""
+    if dtype != torch.float32:
+        return 0.0
+    flags = {torch.get_float32_matmul_precision()}
+    backends = torch.backends.cuda.matmul if device.type == "cuda" else torch.backends.mkldnn.matmul
+    for read in (lambda: backends.fp32_precision,
+                 lambda: "tf32" if device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32 else ""):
+        try:
+            flags.add(str(read()))
+        except (AttributeError, RuntimeError):
+            pass
+    if flags & {"medium", "bf16"}:
+        return 2.0 ** -8                    # bfloat16: 8 significant bits
+    if flags & {"high", "tf32"}:
+        return 2.0 ** -11                   # TF32: 11 significant bits
+    return 0.0
+
+
+def _margin_coef(dim: int, dtype: torch.dtype, device: torch.device) -> float:
+    """``c`` such that ``c (||v||² + max_j ||w_j||²)`` bounds, with a factor 2 to spare, how far
+    the matmul expansion ``||w_j||² - 2 v·w_j`` can be from the exactly summed
+    ``Σ (v - w_j)² - ||v||²`` after rounding of both (any summation order; see
+    :func:`nearest_codeword`); ``inf`` where the dimension is too large for the bound."""
+    u = torch.finfo(dtype).eps / 2
+    n = dim + 2
+    if n * u >= 0.5:
+        return math.inf
+    gamma = n * u / (1 - n * u)
+    return 2 * (5 * gamma + 3 * _matmul_input_unit(dtype, device))
+
+
+def _min_two(a: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Smallest entry, its column and the second smallest entry of each row of ``a``
+    ``[rows, nb * block]`` (another column's value: equal to the smallest on a tie).
+
+    With ``nb > 1`` the search goes through the column blocks' minima (a plain row ``amin`` is
+    vectorized, an argmin over all columns is not) and then one block per row. On return
+    ``a`` holds its original values (with ``nb == 1`` it is changed and restored in place).
+    """
+    rows, k = a.shape
+    nb = k // block
+    if nb == 1:                                                   # in place, then restored
+        m, i = a.min(1)
+        second = a.scatter_(1, i[:, None], math.inf).amin(1)
+        a.scatter_(1, i[:, None], m[:, None])
+        return m, i, second
+    ab = a.view(rows, nb, block)
+    bmin = ab.amin(2)                                             # [rows, nb]
+    bi = bmin.argmin(1)
+    sub = a.view(rows * nb, block).index_select(                    # [rows, block] (a copy)
+        0, torch.arange(0, rows * nb, nb, device=a.device) + bi)
+    m, si = sub.min(1)
+    second = torch.minimum(bmin.scatter_(1, bi[:, None], math.inf).amin(1),
+                           sub.scatter_(1, si[:, None], math.inf).amin(1))
+    return m, bi * block + si, second
+
+
 def nearest_codeword(v: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest row of ``w`` ``[K, L]`` to each row of ``v`` ``[n, L]`` (batched, chunked).
 
-    The ``[chunk, K]`` squared distances come from the expansion
-    ``||v||² - 2 v wᵀ + ||w||²``; its ``min(K, 4)`` smallest entries are re-scored with the
-    exact ``Σ_l (v_l - w_l)²`` and the minimum of those is taken, the smallest index winning
-    ties. The result therefore equals the brute-force argmin unless rounding of the
-    expansion pushes the true nearest codeword out of the four best candidates.
+    The result is the brute-force one: the index minimizes the squared distance
+    ``Σ_l (v_l - w_l)²`` computed in the dtype of ``v`` (differences, squares, a sum over
+    ``L``), the smallest index winning ties, as
+    ``((v[:, None] - w[None]) ** 2).sum(2).argmin(1)`` would give.
+
+    The search: over chunks of rows (``[chunk, K]`` blocks of at most ``2^20`` entries), the
+    matmul expansion ``A_j = ||w_j||² - 2 v·w_j`` (``||v||²`` is the same for the whole row)
+    gives, per row, the smallest ``A_m`` (its column ``m``) and the second smallest entry.
+    Rounding makes the computed ``A_j + ||v||²`` and the computed direct sum ``D_j`` differ by
+    at most ``β = c S`` with ``S = ||v||² + max_j ||w_j||²``: the standard bound
+    ``γ_n = n u / (1 - n u)`` of a sum of ``n`` rounded terms in any order (``u`` the unit
+    roundoff of the dtype, ``n = L + 2``) gives ``|A_j - a_j| ≤ 3 γ_n S`` and
+    ``|D_j - d_j| ≤ 2 γ_n S`` against the real-number values ``a_j``, ``d_j = ||v||² + a_j``,
+    plus ``3 u' S`` for matmul operands rounded to TF32 (``u' = 2^-11``) or bfloat16
+    (``u' = 2^-8``) where ``torch.set_float32_matmul_precision`` or the backend flags allow
+    it; ``c = 2 (5 γ_n + 3 u')`` takes twice that, which also covers the rounding of ``β``
+    itself. A codeword ``j`` with ``D_j ≤ D_m`` therefore has ``A_j ≤ A_m + 2β``. Where the
+    second smallest ``A`` is above that threshold, ``m`` is the brute-force answer. The other
+    rows (near-ties, duplicated codewords, far outliers) are scored with ``D_j`` over all
+    codewords with ``A_j ≤ A_m + 2β`` (all ``K`` where the threshold is not finite), and the
+    smallest ``D_j`` wins, ties to the smallest index. Inputs are assumed finite (with NaN
+    the index is unspecified).
+
+    For float32 and ``L = 128``, ``2β ≈ 1.9e-4 S``: on Lloyd codebooks a few percent of the
+    rows are re-scored, each over a handful of codewords.
 
     Returns:
-        ``(indices, sq_dist)``: ``[n]`` int64 indices and ``[n]`` exact squared distances
-        (dtype of ``v``). No gradients.
+        ``(indices, sq_dist)``: ``[n]`` int64 indices and ``[n]`` squared distances
+        ``Σ_l (v_l - w_l)²`` of the chosen codewords, summed directly in the dtype of ``v``
+        (not through the expansion). No gradients. Works on any device; ``w`` is cast to
+        the dtype of ``v``.
     """
     with torch.no_grad():
         v = v.detach()
         w = w.detach().to(v.dtype)
         n, k = v.shape[0], w.shape[0]
+        if k == 1 or n == 0:
+            idx = torch.zeros(n, dtype=torch.int64, device=v.device)
+            return idx, ((v - w[:1]) ** 2).sum(1)
         idx = torch.empty(n, dtype=torch.int64, device=v.device)
         dist = torch.empty(n, dtype=v.dtype, device=v.device)
         w_sq = (w * w).sum(1)
-        c = min(k, _N_CANDIDATES)
-        for lo in range(0, n, _chunk_rows(k)):
-            vc = v[lo:lo + _chunk_rows(k)]
-            approx = torch.addmm(w_sq[None, :], vc, w.T, alpha=-2)     # ||v||² omitted: same per row
-            cand = approx.topk(c, dim=1, largest=False).indices        # [chunk, c]
-            exact = ((vc[:, None, :] - w[cand]) ** 2).sum(2)           # [chunk, c]
-            best = exact.min(1, keepdim=True).values
-            # Among exact ties take the smallest index (as a brute-force argmin does).
-            pick = torch.where(exact == best, cand, torch.full_like(cand, k)).min(1).values
+        w_sq_max = w_sq.max()
+        coef = _margin_coef(w.shape[1], v.dtype, v.device)
+        # Column blocks of the argmin: pad to nb * block columns with codewords at infinity.
+        nb = k // _BLOCK if k >= 2 * _BLOCK else 1
+        block = -(-k // nb)
+        if nb * block > k:
+            w_sq = torch.cat([w_sq, w_sq.new_full((nb * block - k,), math.inf)])
+            w = torch.cat([w, w.new_zeros(nb * block - k, w.shape[1])])
+        rows = _chunk_rows(nb * block)
+        pairs = max(1, _CHUNK_CELLS // max(w.shape[1], 1))
+        for lo in range(0, n, rows):
+            vc = v[lo:lo + rows]
+            approx = torch.addmm(w_sq[None, :], vc, w.T, alpha=-2)     # [chunk, K (padded)]
+            a_min, pick, a_second = _min_two(approx, block)
+            thr = a_min + 2 * coef * ((vc * vc).sum(1) + w_sq_max)    # A_m + 2β
+            loose = ~torch.isfinite(thr)
+            amb = torch.nonzero((a_second <= thr) | loose).flatten()
+            if amb.numel():
+                t_amb = thr.index_select(0, amb)
+                cand = approx.index_select(0, amb)[:, :k] <= t_amb[:, None]   # [n_amb, K]
+                cand |= ~torch.isfinite(t_amb)[:, None]
+                r_i, j_i = torch.nonzero(cand, as_tuple=True)
+                vr = vc.index_select(0, amb)
+                d = torch.empty(r_i.numel(), dtype=v.dtype, device=v.device)
+                for p in range(0, r_i.numel(), pairs):                # [pairs, L] at a time
+                    d[p:p + pairs] = ((vr.index_select(0, r_i[p:p + pairs])
+                                       - w.index_select(0, j_i[p:p + pairs])) ** 2).sum(1)
+                best = torch.full((amb.numel(),), math.inf, dtype=v.dtype, device=v.device
+                                  ).scatter_reduce_(0, r_i, d, "amin")
+                first = torch.where((d == best.index_select(0, r_i)) | d.isnan(), j_i, torch.full_like(j_i, k))
+                pick[amb] = torch.full_like(amb, k).scatter_reduce_(0, r_i, first, "amin").clamp_max_(k - 1)
             idx[lo:lo + vc.shape[0]] = pick
-            dist[lo:lo + vc.shape[0]] = best[:, 0]
+            dist[lo:lo + vc.shape[0]] = ((vc - w.index_select(0, pick)) ** 2).sum(1)
         return idx, dist
 
 
