@@ -55,6 +55,32 @@ def test_report_writes_a_self_contained_page_and_the_reproduction_table(demo_run
     assert sum("not run at smoke yet" in r for r in rows) == len(rows) - 4
 
 
+def test_runs_with_overrides_get_rows_of_their_own(demo_run, tmp_path):
+    """A run with --set overrides (e.g. data.source=cost2100) is a variant: its verdicts sit beside the
+    preset's own, and it never stands in for the preset's run."""
+    variant_run = tmp_path / "runs" / "demo-variant"
+    assert main(["run", "channels/demo", "--preset", "smoke", "--set", "rates.num=24",
+                 "--out", str(variant_run)]) == 0
+    shutil.copytree(demo_run, tmp_path / "runs" / "demo")
+    repro = tmp_path / "REPRODUCTION.md"
+    # (exit 1 when a claim fails on the smaller variant; the table is written either way)
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "r.html"), "--reproduction", str(repro),
+                 "--preset", "smoke"]) in (0, 1)
+    claims_table, runs_table = repro.read_text().split("## The runs behind the table")
+    assert claims_table.count("| channels/demo [rates.num=24] |") == 4
+    assert claims_table.count("| channels/demo |") == 4
+    assert "| channels/demo [rates.num=24] | `" in runs_table and "| channels/demo | `" in runs_table
+    # the variant alone does not count as a run of the preset
+    shutil.rmtree(tmp_path / "runs" / "demo")
+    # (exit 1 when a claim fails on the smaller variant; the table is written either way)
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "r.html"), "--reproduction", str(repro),
+                 "--preset", "smoke"]) in (0, 1)
+    claims_table = repro.read_text().split("## The runs behind the table")[0]
+    assert claims_table.count("| channels/demo | invariant |") + claims_table.count("| channels/demo | paper |") \
+        + claims_table.count("| channels/demo | analytic |") == 4
+    assert "not run at smoke yet" in claims_table.split("| channels/demo [rates.num=24]")[0].split("| channels/demo |")[1]
+
+
 def test_report_without_runs_is_a_clear_error(tmp_path):
     from chanlab.core.report import find_runs
 

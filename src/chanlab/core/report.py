@@ -75,16 +75,35 @@ def build_reports(runs: Sequence[FinishedRun]) -> list[RunReport]:
     return reports
 
 
-def latest_per_experiment(reports: Sequence[RunReport], preset: str | None = "quick") -> dict[str, RunReport]:
-    """The newest run of each experiment (of ``preset``, when given) by its results' time."""
-    best: dict[str, RunReport] = {}
+def variant(report: RunReport) -> str:
+    """The run's ``--set`` overrides as ``key=value, …`` ("" for the preset as it is): runs of one
+    experiment with different overrides (e.g. ``data.source=cost2100``) are reported side by side."""
+    overrides = report.run.record.get("overrides") or {}
+    if isinstance(overrides, dict):               # the Python API stores a mapping, the command line "k=v" strings
+        return ", ".join(f"{k}={_override_text(v)}" for k, v in sorted(overrides.items()))
+    return ", ".join(sorted(str(o) for o in overrides))
+
+
+def _override_text(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def latest_per_variant(reports: Sequence[RunReport], preset: str | None = "quick") -> dict[tuple[str, str], RunReport]:
+    """The newest run of each (experiment, :func:`variant`) (of ``preset``, when given) by its results' time."""
+    best: dict[tuple[str, str], RunReport] = {}
     for r in reports:
         if preset is not None and r.run.record.get("preset") != preset:
             continue
+        key = (r.experiment.name, variant(r))
         t = (r.run.out / "results.json").stat().st_mtime
-        if r.experiment.name not in best or t > (best[r.experiment.name].run.out / "results.json").stat().st_mtime:
-            best[r.experiment.name] = r
+        if key not in best or t > (best[key].run.out / "results.json").stat().st_mtime:
+            best[key] = r
     return best
+
+
+def latest_per_experiment(reports: Sequence[RunReport], preset: str | None = "quick") -> dict[str, RunReport]:
+    """The newest run of each experiment without overrides (of ``preset``, when given) by its results' time."""
+    return {name: r for (name, var), r in latest_per_variant(reports, preset).items() if not var}
 
 
 def _num(x: float | None) -> str:
@@ -202,6 +221,18 @@ def write_markdown(reports: Sequence[RunReport], path: str | os.PathLike) -> Pat
     return path
 
 
+def _reproduction_row(label: str, claim, v: ClaimVerdict | None, preset: str) -> str:
+    paper = ("–" if claim.paper_value is None else f"{claim.paper_value:.4g}") + \
+        (f" ({claim.paper_text})" if claim.paper_text else "")
+    if v is None:
+        return f"| {label} | {claim.kind} | {_md_cell(claim.statement)} | not run at {preset} yet | – | {_md_cell(paper)} | – |"
+    status = (REPRODUCTION_STATUS if claim.kind == "paper" else INVARIANT_STATUS)[v.status]
+    ours = _md_cell(v.measured) + ("" if v.ours is None else f" (ours {v.ours:.4g}, gap {_gap(v)})")
+    diagnosis = claim.diagnosis if (v.status != "PASS" and claim.diagnosis) else "–"
+    return (f"| {label} | {claim.kind} | {_md_cell(claim.statement)} | {status} | {ours} | {_md_cell(paper)} | "
+            f"{_md_cell(diagnosis)} |")
+
+
 def write_reproduction(reports: Sequence[RunReport], path: str | os.PathLike,
                        experiments: Sequence[Experiment] | None = None, preset: str = "quick",
                        preamble: str = "") -> Path:
@@ -222,30 +253,25 @@ def write_reproduction(reports: Sequence[RunReport], path: str | os.PathLike,
         lines += [preamble.strip(), ""]
     lines += ["| experiment | kind | claim | status | measured (ours) | paper | diagnosis |",
               "|---|---|---|---|---|---|---|"]
+    variants = latest_per_variant(reports, preset)
     for e in experiments:
         report = latest.get(e.name)
         verdicts = report.verdicts if report is not None else [None] * len(e.claims)
-        for claim, v in zip(e.claims, verdicts):
-            paper = ("–" if claim.paper_value is None else f"{claim.paper_value:.4g}") + \
-                (f" ({claim.paper_text})" if claim.paper_text else "")
-            if v is None:
-                lines.append(f"| {e.name} | {claim.kind} | {_md_cell(claim.statement)} | not run at {preset} yet | "
-                             f"– | {_md_cell(paper)} | – |")
-                continue
-            status = (REPRODUCTION_STATUS if claim.kind == "paper" else INVARIANT_STATUS)[v.status]
-            ours = _md_cell(v.measured) + ("" if v.ours is None else f" (ours {v.ours:.4g}, gap {_gap(v)})")
-            diagnosis = claim.diagnosis if (v.status != "PASS" and claim.diagnosis) else "–"
-            lines.append(f"| {e.name} | {claim.kind} | {_md_cell(claim.statement)} | {status} | {ours} | "
-                         f"{_md_cell(paper)} | {_md_cell(diagnosis)} |")
+        rows = [(e.name, verdicts)] + [(f"{name} [{var}]", r.verdicts) for (name, var), r in sorted(variants.items())
+                                       if name == e.name and var]
+        for label, verdicts in rows:
+            for claim, v in zip(e.claims, verdicts):
+                lines.append(_reproduction_row(label, claim, v, preset))
     lines += ["", "## The runs behind the table", "",
               "| experiment | run folder | device | threads | chanlab | results written |", "|---|---|---|---|---|---|"]
-    for e in experiments:
-        report = latest.get(e.name)
-        if report is None:
+    order = {e.name: i for i, e in enumerate(experiments)}
+    for (name, var), report in sorted(variants.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][1])):
+        if name not in order:
             continue
         rec = report.run.record
         written = _dt.datetime.fromtimestamp((report.run.out / "results.json").stat().st_mtime)
-        lines.append(f"| {e.name} | `{report.run.out}` | {rec.get('device', '?')} | {rec.get('threads', '?')} | "
+        label = f"{name} [{var}]" if var else name
+        lines.append(f"| {label} | `{report.run.out}` | {rec.get('device', '?')} | {rec.get('threads', '?')} | "
                      f"{rec.get('chanlab_version', '?')} | {written:%Y-%m-%d %H:%M} |")
     missing = [e.name for e in experiments if e.name not in latest]
     if missing:
@@ -255,5 +281,5 @@ def write_reproduction(reports: Sequence[RunReport], path: str | os.PathLike,
     return path
 
 
-__all__ = ["RunReport", "build_reports", "find_runs", "latest_per_experiment", "write_html", "write_markdown",
+__all__ = ["RunReport", "build_reports", "find_runs", "latest_per_experiment", "latest_per_variant", "variant", "write_html", "write_markdown",
            "write_reproduction"]
