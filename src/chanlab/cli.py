@@ -169,7 +169,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     _experiments()
     reports = build_reports(find_runs(args.runs))
     if args.reproduction is not None:
-        path = write_reproduction(reports, args.reproduction, preset=args.preset)
+        from chanlab.core.errors import ConfigError
+
+        notes = ""
+        if args.notes is not None:
+            try:
+                notes = Path(args.notes).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"--notes: expected a readable Markdown file, got {args.notes!r} "
+                                  f"({exc.strerror})") from None
+        path = write_reproduction(reports, args.reproduction, preset=args.preset, notes=notes)
         print(f"reproduction table: {path}")
     if args.out is not None or args.reproduction is None:
         html_path = Path(args.out or "report.html")
@@ -261,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reproduction", default=None, metavar="FILE",
                    help="also write the reproduction table (REPRODUCTION.md) of every registered claim")
     p.add_argument("--preset", default="quick", help="which runs the reproduction table reads (default quick)")
+    p.add_argument("--notes", default=None, metavar="FILE",
+                   help="Markdown appended to the reproduction table under 'Notes' (e.g. reproduction/notes.md)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help=f"the main demo ({DEMO_EXPERIMENT} at its small 'demo' preset)")

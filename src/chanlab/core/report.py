@@ -235,9 +235,10 @@ def _reproduction_row(label: str, claim, v: ClaimVerdict | None, preset: str) ->
 
 def write_reproduction(reports: Sequence[RunReport], path: str | os.PathLike,
                        experiments: Sequence[Experiment] | None = None, preset: str = "quick",
-                       preamble: str = "") -> Path:
+                       preamble: str = "", notes: str = "") -> Path:
     """``REPRODUCTION.md``: one row per claim of every registered experiment, from the newest run
-    of ``preset`` of each (a claim without a run says so)."""
+    of ``preset`` of each (a claim without a run says so); ``notes`` (Markdown, e.g. diagnoses that
+    compare runs) is appended under its own heading."""
     path = Path(path)
     experiments = list(experiments) if experiments is not None else list_experiments()
     latest = latest_per_experiment(reports, preset)
@@ -276,6 +277,8 @@ def write_reproduction(reports: Sequence[RunReport], path: str | os.PathLike,
     missing = [e.name for e in experiments if e.name not in latest]
     if missing:
         lines += ["", f"Not run at `{preset}` yet ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing) + "."]
+    if notes.strip():
+        lines += ["", "## Notes", "", notes.strip()]
     lines.append("")
     atomic_write_text(path, "\n".join(lines))
     return path
