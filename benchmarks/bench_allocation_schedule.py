@@ -17,10 +17,12 @@ paper's every-epoch schedule, which is the reference of each row.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
+from _report import emit, parse_args, row
+
+SMALL = {"epochs": 3, "n_train": 512, "m": 128, "alloc_samples": 512}   # a one-minute run
 
 
 def _data(n_train: int, n_val: int):
@@ -41,11 +43,7 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=2)
     parser.add_argument("--alloc-samples", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--small", action="store_true", help="a one-minute run (3 epochs, 512 CSI, M = 128)")
-    parser.add_argument("--json", action="store_true", help="also print the rows as one JSON line")
-    args = parser.parse_args()
-    if args.small:
-        args.epochs, args.n_train, args.m, args.alloc_samples = 3, 512, 128, 512
+    args = parse_args(parser, SMALL)
     torch.set_num_threads(args.threads)
 
     import chanlab.csi_feedback.training as training
@@ -102,9 +100,12 @@ def main() -> None:
         print(f"| {r['schedule']} | {r['seconds']:.1f} s | {r['allocation_seconds']:.1f} s "
               f"({100 * r['allocation_seconds'] / r['seconds']:.0f} %) | {r['passes']} | {r['bits_moved']} | "
               f"{r['best_val_nmse_db']:.2f} dB | {r['seconds'] / ref:.2f}x |")
-    if args.json:
-        print(json.dumps({"benchmark": "allocation_schedule", "reference": "every-epoch allocation (the paper)",
-                          "rows": rows}))
+    emit(args, [row(f"train_feedback, Proposed, allocation {r['schedule']} ({args.epochs} epochs, M = {args.m}, "
+                    f"{len(sp.train)} CSI)", "same with the allocation every epoch (the paper)",
+                    ref / r["seconds"], ok=None,
+                    check=f"{r['passes']} passes, {r['bits_moved']} bits moved, best val NMSE "
+                          f"{r['best_val_nmse_db']:.2f} dB; {r['allocation_seconds']:.1f} s of "
+                          f"{r['seconds']:.1f} s in allocation") for r in rows])
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ import time
 
 import numpy as np
 import torch
+from _report import emit, parse_args, row
 from _timing import best_time
+
+SMALL = {"n": 2000, "outputs": 16, "bits": 3}
 
 
 def _samples(n: int, m: int, seed: int) -> np.ndarray:
@@ -46,7 +49,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parse_args(parser, SMALL)
 
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
@@ -100,6 +103,12 @@ def main() -> None:
     print(f"  full allocation: {len(full.moves)} moves, {full.n_fits} k-means fits, {t_full:.2f} s; "
           f"loss {full.history[0]:.5g} -> {full.loss:.5g} "
           f"({100 * (1 - full.loss / full.history[0]):.1f} % lower); bits used {sorted(set(full.bits.tolist()))}")
+    emit(args, [row(f"allocate_bits(max_iter=0): {m * len(levels)} exact 1-D k-means fits (n = {n}, M = {m}, "
+                    f"B = {b})", f"scikit-learn KMeans(n_init={args.n_init}) loop"
+                    + (f" ({m_ref} outputs, scaled)" if m_ref < m else ""), t_ref / t_ours,
+                    ok=bool(rel.min() >= -1e-9),
+                    check=f"sklearn loss excess over the exact optimum: min {rel.min():+.1e}, "
+                          f"median {np.median(rel):+.1e}, max {rel.max():+.1e}")])
 
 
 if __name__ == "__main__":

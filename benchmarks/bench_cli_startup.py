@@ -18,6 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+from _report import OVERHEAD, emit, parse_args, row
+
+SMALL = {"repeat": 3}
+
 
 def _chanlab() -> list[str]:
     """The console script beside this interpreter (what a user runs), else ``python -m chanlab.cli``."""
@@ -49,7 +53,7 @@ def time_once(cmd: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=10, help="timings per command (default 10)")
-    args = parser.parse_args()
+    args = parse_args(parser, SMALL)
     cmds = commands()
     for cmd in cmds.values():       # warm the file cache
         time_once(cmd)
@@ -64,6 +68,10 @@ def main() -> None:
         med = statistics.median(ts)
         print(f"{name.ljust(width)}  {med * 1e3:7.0f} ms {min(ts) * 1e3:7.0f} ms  {med / ref:6.1f}x")
     print(f"\n{args.repeat} runs each, alternating; command: {' '.join(_chanlab())}")
+    emit(args, [row(f"`{name}` start-up ({args.repeat} runs, median)"
+                    + (" (what the command no longer pays)" if "torch" in name else ""), "`python -c pass`",
+                    statistics.median(ts) / ref, kind=OVERHEAD, ok=None, check=f"{statistics.median(ts) * 1e3:.0f} ms")
+                for name, ts in times.items() if name != "python -c pass"])
 
 
 if __name__ == "__main__":

@@ -16,9 +16,12 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _report import emit, parse_args, row
 from _timing import best_time
 
 from chanlab.nn.egat import EgatLayer, EgatPrecoder
+
+SMALL = {"batch": 20, "ant": 32, "state": 32, "hidden": 64, "repeat": 2}
 
 
 def per_user_layer(layer: EgatLayer, z: torch.Tensor) -> torch.Tensor:
@@ -59,7 +62,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=512, help="init / normalization FCN width")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
-    args = parser.parse_args()
+    args = parse_args(parser, SMALL)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -83,6 +86,9 @@ def main() -> None:
     print(f"  chanlab EgatPrecoder      {t_ours * 1e3:9.1f} ms")
     print(f"  per-user loop reference   {t_ref * 1e3:9.1f} ms   ratio {t_ref / t_ours:5.2f}x")
     print(f"  max |W_chanlab - W_loop| = {diff:.2e}")
+    emit(args, [row(f"EgatPrecoder forward + backward (batch {args.batch}, K = {args.users}, M = {args.ant}, "
+                    f"state {args.state}, FCN {args.hidden})", "per-user loop precoder", t_ref / t_ours,
+                    ok=diff < 1e-5, check=f"max |W difference| {diff:.1e}")])
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import scipy.optimize
 import torch
+from _report import emit, parse_args, row
 from bench_sparse_recovery import beam_patterns, caps_batch
 
 from chanlab.classical import sparse_recovery
@@ -48,6 +49,7 @@ from chanlab.classical.sparse_recovery import nnls_small, nomp_reference_loop
 
 MODULE_PATH = "src/chanlab/classical/sparse_recovery.py"
 OLD_COLD_MAX_K = 8
+SMALL = {"n": 1656, "batch": 60, "sparsity": [5, 8], "old_max_l": 8, "repeat": 2}
 
 
 def load_old_module(rev: str):
@@ -143,7 +145,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parse_args(parser, SMALL)
 
     torch.set_num_threads(args.threads)
     old = load_old_module(args.old_rev) if args.old_rev else None
@@ -152,7 +154,7 @@ def main() -> None:
     a_t = torch.from_numpy(a)
     print(f"A [{a.shape[0]}, {a.shape[1]}], batch {args.batch}, float64 on the CPU, torch threads "
           f"{torch.get_num_threads()}, best of {args.repeat} interleaved rounds; old = {args.old_rev or 'skipped'}")
-    refit_rows, pursuit_rows, cold_rows = [], [], []
+    refit_rows, pursuit_rows, cold_rows, json_rows = [], [], [], []
     for L in args.sparsity:
         x = caps_batch(args.batch, args.n, L, rng)
         y = (x @ a.T) * 10 ** (args.jitter_db * rng.standard_normal((args.batch, a.shape[0])) / 10)
@@ -176,6 +178,13 @@ def main() -> None:
                                 f"{ratio(t['loop'][0], t['new'][0])} | {ratio(t_old[0], t['new'][0])} | "
                                 f"{same:.3f} | {diff:.1e} |")
             print(refit_rows[-1], flush=True)
+            what = f"NNLS refits inside {name}, L = {L} (batch {args.batch}, N = {args.n})"
+            check = f"supports = loop {same:.3f}, max coef. diff {diff:.1e}"
+            json_rows.append(row(what, "scipy.optimize.nnls calls of the per-sample loop",
+                                 t["loop"][1] / t["new"][1], ok=same == 1.0, check=check))
+            if t_old[1] is not None:
+                json_rows.append(row(what, f"passive-set enumeration of revision {args.old_rev}",
+                                     t_old[1] / t["new"][1], ok=same == 1.0, check=check))
             if name == "nomp":
                 # The NNLS alone, cold, on the final supports ([batch, M, k], nonzeros first).
                 k = max(1, int((x_new != 0).sum(-1).max()))
@@ -207,6 +216,7 @@ def main() -> None:
     print("| L | k | new (batched) | loop (SciPy nnls) | old (enumeration) | loop / new | old / new |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(cold_rows))
+    emit(args, json_rows)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _report import emit, parse_args, row
 from _timing import best_time
+
+SMALL = {"batch": 32, "n_sc": 256, "repeat": 3}
 
 
 def main() -> None:
@@ -20,7 +23,7 @@ def main() -> None:
     parser.add_argument("--n-sc", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = parse_args(parser, SMALL)
 
     import sionna.phy
     from sionna.phy.channel import cir_to_ofdm_channel, subcarrier_frequencies
@@ -53,6 +56,9 @@ def main() -> None:
     print(f"chanlab _ofdm_response   {t_ours * 1e3:8.1f} ms")
     print(f"sionna cir_to_ofdm       {t_ref * 1e3:8.1f} ms")
     print(f"speed-up                 {t_ref / t_ours:8.2f}x")
+    emit(args, [row(f"channels.sionna_phy._ofdm_response ({args.batch} CDL-C x {args.n_ant} antennas x "
+                    f"{args.n_sc} subcarriers)", "Sionna cir_to_ofdm_channel", t_ref / t_ours,
+                    ok=err < 1e-5, check=f"relative difference {err:.1e}")])
 
 
 if __name__ == "__main__":

@@ -38,7 +38,11 @@ import time
 from unittest import mock
 
 import torch
+from _report import emit, parse_args, row
 from _timing import best_time
+
+SMALL = {"n": 6000, "dim": 32, "bits": [8, 8, 8], "ref_samples": 100, "brute_samples": 1000,
+         "fit_samples": 2048, "repeat": 3}
 
 
 def nearest_codeword_topk4_reference(v: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,11 +148,20 @@ def dense_reference(v: torch.Tensor, codebooks: list[torch.Tensor]) -> torch.Ten
 
 def compare(ours: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, codebooks: list[torch.Tensor]) -> str:
     """Agreement of two index matrices; at the first differing tier, which codeword is nearer (float64)."""
+    return _compare(ours, ref, v, codebooks)[0]
+
+
+def reference_nearer(ours: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, codebooks: list[torch.Tensor]) -> int:
+    """Rows where the reference's codeword is nearer (float64, beyond a 1e-6 tie) at the first differing tier."""
+    return _compare(ours, ref, v, codebooks)[1]
+
+
+def _compare(ours, ref, v, codebooks) -> tuple[str, int]:
     diff = (ours != ref).any(1)
     n_diff = int(diff.sum())
     text = f"identical {ours.shape[0] - n_diff}/{ours.shape[0]}"
     if not n_diff:
-        return text
+        return text, 0
     rows = torch.nonzero(diff).flatten()
     first = (ours[rows] != ref[rows]).int().argmax(1)
     w64 = [w.double().cpu() for w in codebooks]
@@ -166,7 +179,7 @@ def compare(ours: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, codebooks: l
         else:
             ref_nearer += 1
     return (f"{text}; at the first differing tier (float64): chanlab nearer {ours_nearer}, "
-            f"tie within 1e-6 {ties}, reference nearer {ref_nearer}")
+            f"tie within 1e-6 {ties}, reference nearer {ref_nearer}"), ref_nearer
 
 
 def main() -> None:
@@ -182,7 +195,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parse_args(parser, SMALL)
 
     from chanlab.quant.residual_vq import ResidualVQ
 
@@ -237,6 +250,23 @@ def main() -> None:
     print(f"  vs topk4: {compare(ours, old, v, codebooks)}")
     print(f"  vs dense: {compare(ours, dense, v, codebooks)}")
     print(f"  vs loop:  {compare(ours[:m].cpu(), loop, v_cpu, cb_cpu)}")
+
+    size = f"{args.n} x {args.dim}, bits {'/'.join(map(str, args.bits))}"
+    agree = {"brute": bool(torch.equal(ours[:mb].cpu(), brute.cpu())), "topk4": bool(torch.equal(ours, old)),
+             # cdist's own matmul expansion may miss float32 near-ties: fine unless it is nearer.
+             "dense": reference_nearer(ours, dense, v, codebooks) == 0,
+             "loop": bool(torch.equal(ours[:m].cpu(), loop))}
+    emit(args, [
+        row(f"ResidualVQ.quantize, {size}", "same with the previous topk(4) + re-score search", t_old / t_ours,
+            ok=agree["topk4"], check=f"indices: {compare(ours, old, v, codebooks)}; "
+                                     f"re-scored rows {', '.join(f'{100 * x:.2f} %' for x in share)}"),
+        row(f"ResidualVQ.quantize, {size}", f"batched exact brute force ({mb} vectors, scaled)", t_brute / t_ours,
+            ok=agree["brute"], check=f"indices: {compare(ours[:mb], brute, v[:mb], codebooks)}"),
+        row(f"ResidualVQ.quantize, {size}", "dense torch.cdist + argmin per tier", t_dense / t_ours,
+            ok=agree["dense"], check=f"indices: {compare(ours, dense, v, codebooks)}"),
+        row(f"ResidualVQ.quantize, {size}", f"per-sample loop ({m} vectors, scaled)", t_loop / t_ours,
+            ok=agree["loop"], check=f"indices: {compare(ours[:m].cpu(), loop, v_cpu, cb_cpu)}"),
+    ])
 
 if __name__ == "__main__":
     main()

@@ -27,7 +27,10 @@ import time
 import numpy as np
 import torch
 from _priors import fit_prior, gaussian_latents
+from _report import OVERHEAD, emit, parse_args, row
 from _timing import best_time
+
+SMALL = {"n": 64, "blocks": [1, 16, 64], "train_steps": 60, "random_access": 8, "codec_epochs": 0, "repeat": 1}
 
 
 def _low_rank_csi(n, n_ant=16, n_sc=16, seed=0):
@@ -91,6 +94,13 @@ def _report(shape, stds, args):
     print(_row("per-CSI, no CRC", float(np.mean([8 * len(s) for s in bare])), ideal))
     print(_row(f"batch K={args.block}, CRC", 8 * len(batch_crc) / n, ideal))
     print(_row(f"batch K={args.block}, no CRC", 8 * len(batch_bare) / n, ideal))
+    sizes = {"per-CSI streams, CRC": float(np.mean([8 * len(s) for s in framed])),
+             "per-CSI streams, no CRC": float(np.mean([8 * len(s) for s in bare])),
+             f"one batch stream, K = {args.block}, CRC": 8 * len(batch_crc) / n,
+             f"one batch stream, K = {args.block}, no CRC": 8 * len(batch_bare) / n}
+    rows = [row(f"bits per CSI: {mode} ({n} CSI, latents {list(shape[1:])})",
+                f"-sum log2 p under the coding tables ({ideal:.1f} bits)", bits / ideal, kind=OVERHEAD,
+                ok=True, check=f"{bits:.1f} bits; every stream decoded back exactly") for mode, bits in sizes.items()]
 
     print(f"\nbatch stream with CRC by block size K, bits per CSI (N = {n}); random access decodes K CSI")
     print("| K   | total     | overhead  | index | header + CRC | coder loss  | encode  | decode all | one CSI |")
@@ -115,6 +125,7 @@ def _report(shape, stds, args):
     t_bd = best_time(lambda: decode_symbols(bare, channel, tables, crc=False), args.repeat)
     print(f"\nper-CSI streams, all {n}: CRC encode {t_pc * 1e3:.1f} ms, decode {t_pd * 1e3:.1f} ms; "
           f"no CRC encode {t_bc * 1e3:.1f} ms, decode {t_bd * 1e3:.1f} ms (decoding re-encodes to verify)")
+    return rows
 
 
 def _codec_report(args):
@@ -150,15 +161,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parse_args(parser, SMALL)
     os.environ.setdefault("CHANLAB_PROGRESS", "0")  # no training bars between the tables
     torch.set_num_threads(args.threads)
     print(f"torch threads {torch.get_num_threads()}, best of {args.repeat}")
-    _report((args.n, 2, 16, 16), args.std, args)
+    rows = _report((args.n, 2, 16, 16), args.std, args)
     if args.big:
-        _report((args.n, 2, 64, 32), (1.0, 4.0), args)
+        rows += _report((args.n, 2, 64, 32), (1.0, 4.0), args)
     if args.codec_epochs > 0:
         _codec_report(args)
+    emit(args, rows)
 
 
 if __name__ == "__main__":

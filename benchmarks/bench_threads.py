@@ -22,6 +22,9 @@ import subprocess
 import sys
 import time
 
+from _report import RATIO, emit, parse_args, row
+
+SMALL = {"repeat": 1, "workloads": "wmmse"}
 WORKLOADS = {
     "csg": """
 import torch
@@ -74,12 +77,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="the 'many' setting (default: cores)")
-    args = ap.parse_args()
+    args = parse_args(ap, SMALL)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"cores {os.cpu_count()}, load average at start {load:.2f}, repeat {args.repeat}")
     print(f"{'workload':8s}  {'1 thread (s)':>13s}  {f'{args.threads} threads (s)':>14s}  "
           f"{'ratio 1/many':>12s}")
-    ratios = []
+    ratios, json_rows = [], []
     for name in args.workloads.split(","):
         one, many, pair = [], [], []
         for _ in range(args.repeat):
@@ -91,9 +94,15 @@ def main() -> None:
         r = statistics.median(pair)
         ratios.append(r)
         print(f"{name:8s}  {statistics.median(one):13.2f}  {statistics.median(many):14.2f}  {r:12.2f}")
+        json_rows.append(row(f"{name} workload at 1 torch thread, fresh process (median of {args.repeat})",
+                             f"same at {args.threads} threads; ratio = 1-thread time / {args.threads}-thread time",
+                             r, kind=RATIO, ok=None,
+                             check=f"{statistics.median(one):.2f} s vs {statistics.median(many):.2f} s; "
+                                   f"load average at start {load:.2f}"))
     print(f"geometric mean of 1-thread / {args.threads}-thread time: "
           f"{statistics.geometric_mean(ratios):.2f} (< 1: one thread is faster)")
     print(f"finished {time.strftime('%Y-%m-%d %H:%M')}")
+    emit(args, json_rows)
 
 
 if __name__ == "__main__":

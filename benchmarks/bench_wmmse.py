@@ -15,7 +15,10 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _report import emit, parse_args, row
 from _timing import best_time
+
+SMALL = {"batch": 8, "n_iter": 10, "repeat": 2}
 
 
 def main() -> None:
@@ -33,7 +36,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 keeps the default)")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = parse_args(parser, SMALL)
 
     from chanlab.channels.cellfree import generate_cellfree, noise_power_for_snr
     from chanlab.classical.wmmse import average_serving_aps, sparse_wmmse, wmmse, wmmse_reference_loop
@@ -76,6 +79,11 @@ def main() -> None:
     print(f"chanlab (batched)        {t_ours * 1e3:8.1f} ms")
     print(f"reference loop (NumPy)   {t_ref * 1e3:8.1f} ms")
     print(f"speed-up                 {t_ref / t_ours:8.2f}x")
+    emit(args, [row(f"{'sparse_wmmse' if args.group_penalty > 0 else 'wmmse'} (batch {args.batch}, Q = {args.n_aps}, "
+                    f"M = {args.n_ant}, I = {args.n_users}, {args.n_iter} iterations, {args.dtype})",
+                    "wmmse_reference_loop (per sample, NumPy + brentq)", t_ref / t_ours,
+                    ok=float(diff.max()) < (1e-6 if args.dtype == "complex128" else 1e-2),
+                    check=f"max sum-rate difference {float(diff.max()):.1e} bit/s/Hz")])
 
 
 if __name__ == "__main__":
