@@ -271,6 +271,23 @@ def test_scalable_transceiver_serves_every_budget_and_user_count(tmp_path):
         ScalableTransceiver(_model(individual_feedback=True, n_users=3))
 
 
+@pytest.mark.parametrize("bad, words", [
+    (b"\x01", "got one bytes object"),                # one user's stream
+    ([b"\x01", b"\x02"], "streams[0]: expected one drop's list"),      # one drop without the outer list
+    ([[b"\x01", 3]], "streams[0][1]: expected a user's byte string, got int"),
+    (7, "got int"),
+])
+def test_precode_says_what_it_expected_for_a_misshapen_feedback(bad, words):
+    from chanlab.core.errors import BitstreamError
+    from chanlab.precoding.scalable import ScalableTransceiver
+
+    model = _model().eval()
+    for precode in (lambda x: model.precode(x, 1.0), lambda x: ScalableTransceiver(model).precode(x, bits=6)):
+        with pytest.raises(BitstreamError) as e:
+            precode(bad)
+        assert words in str(e.value) and "\n" not in str(e.value)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_transceiver_trains_and_feeds_back_on_cuda():
     from chanlab.precoding.scalable import ScalableTransceiver

@@ -26,11 +26,31 @@ import torch
 from torch import nn
 
 from chanlab.classical.channel_estimation import receive_pilots
-from chanlab.core.errors import ConfigError, DataError
+from chanlab.core.errors import BitstreamError, ConfigError, DataError
 from chanlab.core.validation import check_complex, check_finite, check_int_range, check_ndim
 from chanlab.nn.egat import EgatPrecoder
 from chanlab.quant.residual_vq import ResidualVQ
 
+
+
+_BYTES = (bytes, bytearray, memoryview)
+
+
+def _check_stream_grid(streams) -> None:
+    """``streams`` must be drops, each a sequence of the users' byte strings (``[batch][K]``)."""
+    def kind(x) -> str:
+        return "one bytes object" if isinstance(x, _BYTES) else type(x).__name__
+
+    if isinstance(streams, _BYTES) or not isinstance(streams, Sequence):
+        raise BitstreamError(f"streams: expected [batch][n_users] byte strings (a list of drops, each a list of "
+                             f"the users' bytes), got {kind(streams)}")
+    for b, row in enumerate(streams):
+        if isinstance(row, _BYTES) or not isinstance(row, Sequence):
+            raise BitstreamError(f"streams[{b}]: expected one drop's list of the users' byte strings, got "
+                                 f"{kind(row)} (for one drop pass [[user_0, user_1, ...]])")
+        for k, s in enumerate(row):
+            if not isinstance(s, _BYTES):
+                raise BitstreamError(f"streams[{b}][{k}]: expected a user's byte string, got {type(s).__name__}")
 
 class PilotNetwork(nn.Module):
     """Learnable pilot matrix ``X`` ``[M, L]`` (eq. 10), columns scaled to ``‖x_l‖² = P`` at use.
@@ -218,7 +238,14 @@ class FddTransceiver(nn.Module):
     def precode(self, streams: Sequence[Sequence[bytes]], power: float = 1.0,
                 n_tiers: int | None = None, *, quantizer: ResidualVQ | None = None) -> torch.Tensor:
         """The BS side: ``W`` ``[batch, M, K]`` from the users' byte strings (``[batch][K]``);
-        ``quantizer`` as in :meth:`feedback`."""
+        ``quantizer`` as in :meth:`feedback`.
+
+        Raises:
+            BitstreamError: ``streams`` is not a ``[batch][K]`` nesting of byte strings (e.g. one
+                ``bytes`` object, or one drop's list instead of a list of drops), or a stream is bad.
+            DataError: no drops, or drops with different numbers of users.
+        """
+        _check_stream_grid(streams)
         if not streams or not streams[0]:
             raise DataError("streams: expected [batch][n_users] byte strings, got an empty list")
         n_users = len(streams[0])
