@@ -10,7 +10,16 @@ from chanlab.core.run import run_experiment
 def test_error_levels_smoke_reports_every_method(tmp_path):
     res = run_experiment("cellfree/error-levels", preset="smoke", out=tmp_path, device="cpu")
     methods = res.results["methods"]
-    assert set(methods) == {"rjapcbn", "jcbnet", "cnns", "wmmse_imperfect", "swmmse", "wmmse_perfect", "robust_ga"}
+    assert set(methods) == {"rjapcbn", "jcbnet", "cnns", "unfolded", "wmmse_imperfect", "swmmse", "wmmse_perfect",
+                            "robust_ga"}
+    # every method's cost is counted from the code that ran; the iterative ones say how many iterations
+    for name, series in methods.items():
+        assert all(c > 0 for c in series["measured_multiplications"]), name
+    for name in ("wmmse_imperfect", "swmmse", "wmmse_perfect", "robust_ga", "unfolded"):
+        assert all(i >= 1 for i in methods[name]["iterations"]), name
+    # the robust reference's count holds its WMMSE start and its own steps
+    assert all(ga > w for ga, w in zip(methods["robust_ga"]["measured_multiplications"],
+                                       methods["wmmse_imperfect"]["measured_multiplications"]))
     # The ascent starts from WMMSE on the estimates and keeps its best iterate.
     assert all(g >= w - 1e-6 for g, w in zip(methods["robust_ga"]["worst_case_sum_rate"],
                                              methods["wmmse_imperfect"]["worst_case_sum_rate"]))
@@ -24,6 +33,19 @@ def test_error_levels_smoke_reports_every_method(tmp_path):
     for claim in get_experiment("cellfree/error-levels").claims:
         verdict = check_claim(claim, res.results)
         assert verdict.status in ("PASS", "FAIL", "TIE") and verdict.measured
+
+
+def test_clustering_smoke_draws_the_trade_off(tmp_path):
+    res = run_experiment("cellfree/clustering", preset="smoke", out=tmp_path, device="cpu").results
+    curve = res["unfolded"]
+    assert curve["serving"] == [1, 4] and curve["q_ave"] == pytest.approx([1.0, 4.0])
+    assert set(res["points"]) == {"rjapcbn", "wmmse_imperfect", "swmmse", "unfolded"}
+    assert (tmp_path / "figures" / "clustering_trade_off.png").is_file()
+    for claim in get_experiment("cellfree/clustering").claims:
+        assert check_claim(claim, res).status in ("PASS", "FAIL")
+    with pytest.raises(ConfigError, match="serving"):
+        run_experiment("cellfree/clustering", preset="smoke", out=tmp_path / "bad", device="cpu",
+                       overrides={"serving": (0, 9)})
 
 
 def test_lambda_smoke(tmp_path):

@@ -34,7 +34,8 @@ def _sweep(n=2):
         "wmmse_imperfect": m(27.0, 16.0, 3e8, measured_multiplications=[2.5e7] * n, wmmse_iterations=[80] * n),
         "swmmse": m(26.0, 8.0, 3e9),
         "wmmse_perfect": m(35.0, 16.0, 3e8),
-        "robust_ga": m(31.0, 16.0, None),
+        "robust_ga": m(31.0, 16.0, None, measured_multiplications=[4e8] * n, iterations=[300] * n),
+        "unfolded": m(30.0, 16.0, None, measured_multiplications=[2e7] * n, iterations=[30] * n),
     }}
 
 
@@ -56,7 +57,46 @@ def test_sweep_claims_pass_on_good_results_and_fail_on_nothing(name):
         empty["values"] = []
         assert _status(claim, empty) == "FAIL", claim.statement
     kinds = {c.statement[:20]: c.kind for c in _claims(name)}
-    assert set(kinds.values()) == {"paper"}
+    assert set(kinds.values()) == ({"paper", "target"} if name == "cellfree/error-levels" else {"paper"})
+
+
+@pytest.mark.parametrize("start, doctor", [
+    ("The unfolded robust ascent (ours) has a higher", lambda r: r["methods"]["swmmse"]["worst_case_sum_rate"]
+     .__setitem__(1, 30.5)),
+    ("The unfolded robust ascent reaches at least 90 %", lambda r: r["methods"]["unfolded"]["worst_case_sum_rate"]
+     .__setitem__(0, 27.0)),
+    ("The unfolded robust ascent costs at most 1/10", lambda r: r["methods"]["unfolded"]["measured_multiplications"]
+     .__setitem__(1, 5e7)),
+])
+def test_unfolded_targets_pass_and_fail(start, doctor):
+    claim = _sweep_claim("cellfree/error-levels", start)
+    res = _sweep()
+    assert check_claim(claim, res).status == "PASS" and claim.kind == "target"
+    doctor(res)
+    assert check_claim(claim, res).status == "FAIL"
+    del res["methods"]["unfolded"]
+    assert check_claim(claim, res).status == "FAIL"
+
+
+def _clustering():
+    return {"unfolded": {"serving": [1, 2, 4, 8, 16], "worst_case_sum_rate": [40.0, 52.0, 60.0, 70.0, 75.0],
+                         "true_sum_rate": [50.0, 60.0, 70.0, 80.0, 85.0], "q_ave": [1.0, 2.0, 4.0, 8.0, 16.0]},
+            "points": {"wmmse_imperfect": {"worst_case_sum_rate": 59.0, "q_ave": 16.0},
+                       "rjapcbn": {"worst_case_sum_rate": 27.0, "q_ave": 0.3}}}
+
+
+def test_clustering_targets():
+    beats, grows = _claims("cellfree/clustering")
+    res = _clustering()
+    v = check_claim(beats, res)
+    assert v.status == "PASS" and v.margin == pytest.approx(70.0 - 59.0) and "8 APs per user" in v.measured
+    assert check_claim(grows, res).status == "PASS"
+    doctored = copy.deepcopy(res)
+    doctored["unfolded"]["worst_case_sum_rate"][2:4] = [57.0, 56.0]   # n = 4, 8 below WMMSE; n = 16 not allowed
+    assert check_claim(beats, doctored).status == "FAIL" and check_claim(grows, doctored).status == "FAIL"
+    doctored["unfolded"]["q_ave"] = [9.0] * 5                      # no point at half of WMMSE's Q_ave
+    assert check_claim(beats, doctored).status == "FAIL"
+    assert check_claim(beats, {}).status == "FAIL" and check_claim(grows, {}).status == "FAIL"
 
 
 def test_sweep_rate_claim_fails_when_a_baseline_wins_one_point():

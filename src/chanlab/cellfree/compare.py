@@ -8,7 +8,9 @@ CSI, the upper bound), WMMSE and S-WMMSE on the estimates, and measures on the t
 The paper describes JcbNet, like the CNNs, as a design for perfect CSI that "does not take
 into account the robustness". So JcbNet is trained on the same network and loss as RJAPCBN
 but with every error radius set to 0 (the nominal sum rate of the estimates). RJAPCBN is the
-only network that sees the radii. ``robust_ga`` is our reference, not the paper's: per-drop
+only network that sees the radii. ``unfolded`` is ours, not the paper's: a 30-step unfolded
+ascent on the exact bound with a fitted schedule (:mod:`chanlab.cellfree.unfolded`).
+``robust_ga`` is our reference, not the paper's either: per-drop
 gradient ascent on the exact worst-case sum rate from the WMMSE solution
 (:mod:`chanlab.classical.robust_ascent`), which shows how much the bound allows. The
 figures measured are:
@@ -19,7 +21,8 @@ figures measured are:
 * ``true_sum_rate``: the sum rate on the drop's true channel ``h = h_hat + Δh`` (one sampled
   member of the uncertainty set).
 * ``q_ave``: Eq. (33), the mean number of APs serving a user.
-* ``multiplications``: Table II's analytic count for the method.
+* ``multiplications``: Table II's analytic count for the method (None for ours);
+  the experiments add ``measured_multiplications``, counted on the code that runs.
 
 Every number in the experiments' ``results.json`` comes from :func:`compare_methods`.
 """
@@ -36,7 +39,7 @@ from chanlab.classical.robust_sinr import worst_case_sum_rate
 from chanlab.core.errors import ConfigError
 from chanlab.metrics.rates import sum_rate
 
-METHODS = ("rjapcbn", "jcbnet", "cnns", "wmmse_imperfect", "swmmse", "wmmse_perfect", "robust_ga")
+METHODS = ("rjapcbn", "jcbnet", "cnns", "unfolded", "wmmse_imperfect", "swmmse", "wmmse_perfect", "robust_ga")
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,21 @@ class Training:
     cnn_epochs: int = 30
     #: RJAPCBN/JcbNet input: "modulus" (the paper) or "cartesian" (real and imaginary parts).
     csi: str = "modulus"
+    #: The unfolded robust ascent (ours, :mod:`chanlab.cellfree.unfolded`): iterations, and the
+    #: training drops its schedule is fitted on (:func:`chanlab.cellfree.training.fit_unfolded`).
+    unfolded_iters: int = 30
+    unfolded_drops: int = 128
 
 
 @dataclass(frozen=True)
 class Baselines:
     wmmse_iters: int = 100
     swmmse_penalty: float = 1.0
-    #: Adam steps and step size of the ``robust_ga`` reference.
+    #: Adam steps (a cap with ``ga_tol``), step size and stopping tolerance of the ``robust_ga``
+    #: reference (:func:`chanlab.classical.robust_ascent.robust_gradient_ascent`).
     ga_steps: int = 300
     ga_lr: float = 0.01
+    ga_tol: float = 0.0
     methods: tuple[str, ...] = METHODS
 
 
@@ -110,7 +119,9 @@ def _batched(fn, n: int, batch: int = 512) -> torch.Tensor:
     return torch.cat([fn(i, min(i + batch, n)) for i in range(0, n, batch)])
 
 
-def _measure(v: torch.Tensor, test: CellFreeDrop, noise: float, perfect: bool = False) -> dict[str, float]:
+def measure(v: torch.Tensor, test: CellFreeDrop, noise: float, perfect: bool = False) -> dict[str, float]:
+    """Means over the test drops of beamformers ``v``: ``worst_case_sum_rate`` (the bound of Eq. (9) on the
+    estimates; with ``perfect``, the plain sum rate on the true channels), ``true_sum_rate`` and ``q_ave``."""
     n = test.h.shape[0]
     if perfect:
         wc = _batched(lambda a, b: sum_rate(test.h[a:b], v[a:b], noise), n)
@@ -121,9 +132,15 @@ def _measure(v: torch.Tensor, test: CellFreeDrop, noise: float, perfect: bool = 
             "q_ave": float(wm.average_serving_aps(v).double().mean())}
 
 
+def draw_drops(s: Setting, num: int, seed: int, device="cpu") -> CellFreeDrop:
+    """``num`` drops of setting ``s`` (compare_methods' train / val / test use seeds ``seed``, ``+1``, ``+2``)."""
+    return _drops(s, num, seed, device)
+
+
 def compare_methods(s: Setting, t: Training, b: Baselines, ctx, tag: str,
-                    methods: tuple[str, ...] | None = None) -> dict[str, dict[str, float]]:
-    """Train and evaluate every method of ``methods`` on one setting; ``tag`` names checkpoints."""
+                    methods: tuple[str, ...] | None = None, keep: dict | None = None) -> dict[str, dict[str, float]]:
+    """Train and evaluate every method of ``methods`` on one setting; ``tag`` names checkpoints.
+    The trained unfolded beamformer goes into ``keep["unfolded"]`` when ``keep`` is a dict."""
     from chanlab.cellfree.model import RJAPCBN
     from chanlab.cellfree.training import train_rjapcbn
     from chanlab.cellfree.two_stage_cnn import TwoStageCNN, train_two_stage_cnn
@@ -133,7 +150,7 @@ def compare_methods(s: Setting, t: Training, b: Baselines, ctx, tag: str,
     dev = ctx.device
     noise = noise_power_for_snr(s.snr_db, s.p_max)
     test = _drops(s, s.n_test, ctx.seed + 2, "cpu")
-    need_training = any(m in methods for m in ("rjapcbn", "jcbnet", "cnns"))
+    need_training = any(m in methods for m in ("rjapcbn", "jcbnet", "cnns", "unfolded"))
     train = _drops(s, s.n_train, ctx.seed, "cpu") if need_training else None
     val = _drops(s, s.n_val, ctx.seed + 1, "cpu") if need_training else None
     out: dict[str, dict[str, float]] = {}
@@ -152,7 +169,7 @@ def compare_methods(s: Setting, t: Training, b: Baselines, ctx, tag: str,
                       seed=ctx.seed, checkpointer=ctx.checkpoint(f"{name}-{tag}"), desc=f"{name} {tag}")
         with torch.no_grad():
             v = _batched(lambda a, c: model(test.h_hat[a:c].to(dev), hard=True).cpu(), s.n_test)
-        out[name] = _measure(v, test, noise)
+        out[name] = measure(v, test, noise)
         count = wm.multiplication_count_rjapcbn if name == "rjapcbn" else wm.multiplication_count_jcbnet
         out[name]["multiplications"] = float(count(**sizes, kernel=parse_kernel(t.kernel), n_layers=t.n_units))
         ctx.log.info("%s %s: %s", tag, name, out[name])
@@ -164,31 +181,50 @@ def compare_methods(s: Setting, t: Training, b: Baselines, ctx, tag: str,
                             seed=ctx.seed, checkpointer=ctx.checkpoint(f"cnns-{tag}"), desc=f"CNNs {tag}")
         with torch.no_grad():
             v = _batched(lambda a, c: cnn(test.h_hat[a:c].to(dev))["v"].cpu(), s.n_test)
-        out["cnns"] = _measure(v, test, noise)
+        out["cnns"] = measure(v, test, noise)
         out["cnns"]["multiplications"] = float(cnn.multiplication_count())
         ctx.log.info("%s cnns: %s", tag, out["cnns"])
+
+    if "unfolded" in methods:
+        from chanlab.cellfree.training import fit_unfolded
+        from chanlab.cellfree.unfolded import UnfoldedRobustAscent
+        from chanlab.metrics.flops import real_multiplications
+
+        model = UnfoldedRobustAscent(t.unfolded_iters).to(dev)
+        n_fit = min(t.unfolded_drops, s.n_train)
+        fit = fit_unfolded(model, (train.h_hat[:n_fit], train.eps[:n_fit]), val, noise, s.p_max, desc=f"unfolded {tag}")
+        v = _batched(lambda a, c: model(test.h_hat[a:c].to(dev), test.eps[a:c].to(dev), noise, s.p_max).cpu(),
+                     s.n_test)
+        out["unfolded"] = measure(v, test, noise)
+        out["unfolded"]["multiplications"] = real_multiplications(
+            model, test.h_hat[:1].to(dev), test.eps[:1].to(dev), noise, s.p_max, grad=True)
+        out["unfolded"]["iterations"] = t.unfolded_iters
+        out["unfolded"]["fit"] = {k: fit[k] for k in ("schedule", "train_rate", "val_rate", "start_val_rate")}
+        if keep is not None:
+            keep["unfolded"] = model
+        ctx.log.info("%s unfolded: %s", tag, out["unfolded"])
 
     v_imperfect = None
     if "wmmse_imperfect" in methods or "robust_ga" in methods:
         v_imperfect = wm.wmmse(test.h_hat.to(dev), noise, s.p_max, n_iter=b.wmmse_iters).cpu()
     if "wmmse_imperfect" in methods:
-        out["wmmse_imperfect"] = _measure(v_imperfect, test, noise)
+        out["wmmse_imperfect"] = measure(v_imperfect, test, noise)
         out["wmmse_imperfect"]["multiplications"] = float(wm.multiplication_count_wmmse(**sizes))
     if "robust_ga" in methods:
         from chanlab.classical.robust_ascent import robust_gradient_ascent
 
         v = _batched(lambda a, c: robust_gradient_ascent(
             test.h_hat[a:c].to(dev), test.eps[a:c].to(dev), noise, s.p_max, v_imperfect[a:c].to(dev),
-            n_steps=b.ga_steps, lr=b.ga_lr).cpu(), s.n_test)
-        out["robust_ga"] = _measure(v, test, noise)
+            n_steps=b.ga_steps, lr=b.ga_lr, tol=b.ga_tol).cpu(), s.n_test)
+        out["robust_ga"] = measure(v, test, noise)
         out["robust_ga"]["multiplications"] = None  # an iterative reference, not counted
     if "swmmse" in methods:
         v = wm.sparse_wmmse(test.h_hat.to(dev), noise, s.p_max, group_penalty=b.swmmse_penalty,
                             n_iter=b.wmmse_iters).cpu()
-        out["swmmse"] = _measure(v, test, noise)
+        out["swmmse"] = measure(v, test, noise)
         out["swmmse"]["multiplications"] = float(wm.multiplication_count_sparse_wmmse(**sizes))
     if "wmmse_perfect" in methods:
         v = wm.wmmse(test.h.to(dev), noise, s.p_max, n_iter=b.wmmse_iters).cpu()
-        out["wmmse_perfect"] = _measure(v, test, noise, perfect=True)
+        out["wmmse_perfect"] = measure(v, test, noise, perfect=True)
         out["wmmse_perfect"]["multiplications"] = float(wm.multiplication_count_wmmse(**sizes))
     return out

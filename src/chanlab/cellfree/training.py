@@ -31,6 +31,7 @@ import torch
 
 from chanlab.cellfree.model import PAPER_LAMBDA, RJAPCBN, loss_eq32
 from chanlab.channels.cellfree import CellFreeDrop
+from chanlab.classical.robust_sinr import worst_case_sum_rate
 from chanlab.classical.wmmse import average_serving_aps
 from chanlab.core.checkpoint import Checkpointer
 from chanlab.core.engine import Trainer
@@ -226,5 +227,73 @@ def train_rjapcbn(model: RJAPCBN, drops_train, drops_val, lam: float = PAPER_LAM
                         best_epoch=h.best_epoch)
 
 
+def fit_unfolded(model, drops_train, drops_val=None, noise_power: float | torch.Tensor = 1.0, p_max: float = 1.0, *,
+                 steps: tuple[float, ...] = (0.015, 0.03, 0.06), final_ratios: tuple[float, ...] = (0.05, 0.2),
+                 momenta: tuple[float, ...] = (0.9,), refine_rounds: int = 1, batch_size: int = 256,
+                 desc: str = "unfolded fit") -> dict:
+    """Fit the schedule ``(a_1, r, b)`` of an :class:`~chanlab.cellfree.unfolded.UnfoldedRobustAscent`.
+
+    A derivative-free search (see the module for why not gradients): every combination of
+    ``steps × final_ratios × momenta``, then ``refine_rounds`` rounds of a coordinate search around
+    the best (``a_1`` × 0.7 / 1.4, ``r`` × 0.5 / 2, ``b`` ± 0.05). The score is the mean worst-case
+    sum rate (bit/s/Hz) of the deployed output on the training drops; the model keeps the best.
+
+    Args:
+        model: the unfolded beamformer (its device is used).
+        drops_train, drops_val: :class:`~chanlab.channels.cellfree.CellFreeDrop` or ``(h_hat, eps)``
+            pairs; ``drops_val`` (optional) is scored with the chosen and the starting schedule.
+        noise_power, p_max: ``σ²`` and the per-AP budget of the drops.
+
+    Returns:
+        ``{"schedule": {...}, "train_rate", "start_schedule", "start_train_rate", "val_rate",
+        "start_val_rate", "evaluated": [[a_1, r, b, train rate], ...]}``.
+    """
+    from chanlab.cellfree.unfolded import UnfoldedRobustAscent
+    from chanlab.core.progress import progress
+
+    if not isinstance(model, UnfoldedRobustAscent):
+        raise ConfigError(f"model: expected an UnfoldedRobustAscent, got {type(model).__name__}")
+    if isinstance(refine_rounds, bool) or not isinstance(refine_rounds, int) or refine_rounds < 0:
+        raise ConfigError(f"refine_rounds: expected an integer >= 0, got {refine_rounds!r}")
+    h_train, eps_train = _drop_tensors(drops_train, "drops_train")
+    device = model.schedule.device
+    sigma2 = _noise(noise_power, device)
+
+    def score(h_all, eps_all) -> float:
+        total = 0.0
+        for i in range(0, h_all.shape[0], batch_size):
+            h, eps = h_all[i:i + batch_size].to(device), eps_all[i:i + batch_size].to(device)
+            total += float(worst_case_sum_rate(h, model(h, eps, sigma2, p_max), eps, sigma2, check=False).sum())
+        return total / h_all.shape[0]
+
+    seen: dict[tuple[float, float, float], float] = {}
+
+    def evaluate(candidates) -> None:
+        for cand in progress(candidates, desc=desc, unit="schedule"):
+            key = tuple(round(float(c), 6) for c in cand)
+            if key not in seen and 0 < key[1] <= 1 and 0 < key[2] < 1:
+                model.set_schedule(*key)
+                seen[key] = score(h_train, eps_train)
+
+    start = tuple(round(float(c), 6) for c in model.schedule.tolist())
+    evaluate([start] + [(a, r, b) for a in steps for r in final_ratios for b in momenta])
+    for _ in range(refine_rounds):
+        a, r, b = max(seen, key=seen.get)
+        evaluate([(a * 0.7, r, b), (a * 1.4, r, b), (a, r * 0.5, b), (a, min(r * 2, 1.0), b),
+                  (a, r, b - 0.05), (a, r, b + 0.05)])
+    best = max(seen, key=seen.get)
+    out = {"start_schedule": dict(zip(("step", "final_ratio", "momentum"), start)), "start_train_rate": seen[start],
+           "schedule": dict(zip(("step", "final_ratio", "momentum"), best)), "train_rate": seen[best],
+           "evaluated": [[*k, v] for k, v in seen.items()]}
+    if drops_val is not None:
+        h_val, eps_val = _drop_tensors(drops_val, "drops_val")
+        model.set_schedule(*start)
+        out["start_val_rate"] = score(h_val, eps_val)
+    model.set_schedule(*best)
+    if drops_val is not None:
+        out["val_rate"] = score(h_val, eps_val)
+    return out
+
+
 __all__ = ["DEFAULT_LR", "PAPER_BATCH_SIZE", "PAPER_LR", "PAPER_N_TEST", "PAPER_N_TRAIN", "TrainHistory",
-           "evaluate_rjapcbn", "train_rjapcbn"]
+           "evaluate_rjapcbn", "fit_unfolded", "train_rjapcbn"]

@@ -27,7 +27,8 @@ from chanlab.core.errors import ConfigError, DataError
 
 def robust_gradient_ascent(h_hat: torch.Tensor, eps: torch.Tensor | float, noise_power: float | torch.Tensor,
                            p_max: float, init: torch.Tensor, *, n_steps: int = 300,
-                           lr: float = 0.01) -> torch.Tensor:
+                           lr: float = 0.01, tol: float = 0.0, patience: int = 20,
+                           return_steps: bool = False) -> torch.Tensor | tuple[torch.Tensor, int]:
     """Beamformers that locally maximise the worst-case sum rate, one ascent per drop (batched).
 
     Args:
@@ -37,12 +38,17 @@ def robust_gradient_ascent(h_hat: torch.Tensor, eps: torch.Tensor | float, noise
         noise_power: ``sigma^2`` (float or broadcastable to ``[batch, n_users]``).
         p_max: per-AP power budget.
         init: starting beamformers, same shape as ``h_hat`` (e.g. WMMSE on ``h_hat``).
-        n_steps: Adam steps.
+        n_steps: Adam steps, at most (the cap when ``tol`` stops it earlier).
         lr: Adam learning rate, in the units of the beamformer entries.
+        tol: stop once no drop's best rate has risen by more than ``tol · (1 + best)`` over the
+            last ``patience`` steps (0: run all ``n_steps``).
+        patience: the window of that test, in steps.
+        return_steps: also return the number of steps run.
 
     Returns:
         ``[batch, n_users, n_aps, n_ant]`` beamformers meeting every per-AP budget; for every
         drop, the iterate with the highest worst-case sum rate seen (``init`` projected included).
+        With ``return_steps``, ``(beamformers, steps run)``.
     """
     if not isinstance(h_hat, torch.Tensor) or not h_hat.is_complex() or h_hat.ndim != 4:
         raise DataError("h_hat: expected a complex tensor [batch, n_users, n_aps, n_ant]")
@@ -52,6 +58,10 @@ def robust_gradient_ascent(h_hat: torch.Tensor, eps: torch.Tensor | float, noise
         raise ConfigError(f"n_steps: expected an integer >= 0, got {n_steps!r}")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ConfigError(f"lr: expected a finite number > 0, got {lr!r}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
+        raise ConfigError(f"tol: expected a finite number >= 0, got {tol!r}")
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        raise ConfigError(f"patience: expected an integer >= 1, got {patience!r}")
 
     def rate(v: torch.Tensor) -> torch.Tensor:
         return worst_case_sum_rate(h_hat, v, eps, noise_power, check=False)
@@ -61,7 +71,10 @@ def robust_gradient_ascent(h_hat: torch.Tensor, eps: torch.Tensor | float, noise
         best_rate = rate(best)
     x = torch.view_as_real(best.clone()).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
+    window = [best_rate]
+    steps = 0
     for _ in range(n_steps):
+        steps += 1
         v = project_per_ap_power(torch.view_as_complex(x), p_max)
         r = rate(v)
         opt.zero_grad(set_to_none=True)
@@ -71,10 +84,17 @@ def robust_gradient_ascent(h_hat: torch.Tensor, eps: torch.Tensor | float, noise
             better = r.detach() > best_rate
             best = torch.where(better[:, None, None, None], v.detach(), best)
             best_rate = torch.maximum(best_rate, r.detach())
+        if tol > 0:
+            window.append(best_rate)
+            if len(window) > patience:
+                old = window.pop(0)
+                if bool((best_rate - old <= tol * (1 + best_rate.abs())).all()):
+                    break
     with torch.no_grad():  # the last step's iterate has not been scored yet
         v = project_per_ap_power(torch.view_as_complex(x.detach()), p_max)
         r = rate(v)
-        return torch.where((r > best_rate)[:, None, None, None], v, best)
+        out = torch.where((r > best_rate)[:, None, None, None], v, best)
+    return (out, steps) if return_steps else out
 
 
 __all__ = ["robust_gradient_ascent"]

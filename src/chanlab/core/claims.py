@@ -4,7 +4,9 @@ A :class:`Claim` has a kind:
 
 - ``paper``: a result the paper reports (who beats whom, by how much);
 - ``analytic``: a count or a formula (operation counts, bit budgets);
-- ``invariant``: a property of our code that must hold on any data (exact decoding, bounds).
+- ``invariant``: a property of our code that must hold on any data (exact decoding, bounds);
+- ``target``: what a method of ours (not a paper's) is built to reach, e.g. a share of a
+  reference's rate at a tenth of its cost.
 
 Its ``check(results)`` returns an :class:`Outcome`: the verdict, the numbers it rests on, our
 number (``ours``) comparable to the paper's (``Claim.paper_value``), and, for experiments that
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-KINDS = ("paper", "analytic", "invariant")
+KINDS = ("paper", "analytic", "invariant", "target")
 STATUSES = ("PASS", "FAIL", "TIE")
 
 
@@ -59,7 +61,7 @@ class Claim:
     Attributes:
         statement: the statement, as a reader would say it.
         check: ``results -> Outcome`` (a ``(passed, measured)`` pair is accepted too).
-        kind: ``"paper"``, ``"analytic"`` or ``"invariant"``.
+        kind: ``"paper"``, ``"analytic"``, ``"invariant"`` or ``"target"``.
         paper_value: the paper's own number for the quantity in ``Outcome.ours``.
         paper_text: where that number is and what it measures (e.g. "Fig. 10a: Active MAE −30 %").
         diagnosis: why the claim does not hold on our data, in one or two sentences, once a run

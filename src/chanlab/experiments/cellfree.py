@@ -35,11 +35,12 @@ from chanlab.core.claims import Outcome, require, worst_margin
 from chanlab.core.errors import ConfigError
 from chanlab.core.progress import progress
 from chanlab.core.registry import Claim, Experiment, register
+from chanlab.metrics.flops import real_multiplications
 
 PAPER = "cellfree-robust-ap-clustering.txt"
 LABELS = {"rjapcbn": "RJAPCBN", "jcbnet": "JcbNet", "cnns": "CNNs [16]", "wmmse_imperfect": "WMMSE (imperfect)",
           "swmmse": "S-WMMSE", "wmmse_perfect": "WMMSE (perfect CSI)",
-          "robust_ga": "robust GA (reference)"}
+          "robust_ga": "robust GA (reference)", "unfolded": "unfolded robust ascent (ours)"}
 
 
 @dataclass(frozen=True)
@@ -74,72 +75,78 @@ def _sweep(cfg: SweepConfig, ctx, field_name: str, label: str, cast=float, metho
     return result
 
 
-def real_multiplications(fn, *args, **kwargs) -> float:
-    """Real multiplications of ``fn(*args, **kwargs)`` by torch's FLOP counter.
-
-    Half the counted FLOPs (a multiply-add is 2), times 4 for an operator with complex
-    operands (a complex multiplication is 4 real ones). Only the operators the counter knows
-    (matmul, convolutions, ...) count: element-wise work, ``eigh`` and the root searches of
-    WMMSE do not, so this is a lower bound for every method.
-    """
-    import torch
-    from torch.utils._pytree import tree_flatten
-    from torch.utils.flop_counter import FlopCounterMode, flop_registry
-
-    def complex_aware(formula):
-        def count(*a, out_val=None, **kw):
-            n = formula(*a, out_val=out_val, **kw)
-            return 4 * n if any(isinstance(t, torch.Tensor) and t.is_complex()
-                                for t in tree_flatten((a, kw))[0]) else n
-        count._get_raw = True
-        return count
-
-    mapping = {op: complex_aware(f) for op, f in flop_registry.items()}
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
-        fn(*args, **kwargs)
-    return counter.get_total_flops() / 2
-
-
-def wmmse_multiplications(h, noise: float, p_max: float, n_iter: int) -> float:
+def wmmse_multiplications(h, noise: float, p_max: float, n_iter: int, group_penalty: float | None = None) -> float:
     """Real multiplications per drop of ``n_iter`` iterations of :func:`~chanlab.classical.wmmse.wmmse`
-    on drops like ``h [1, I, Q, M]``, measured by :func:`real_multiplications`.
+    (or of :func:`~chanlab.classical.wmmse.sparse_wmmse` with ``group_penalty``) on drops like
+    ``h [1, I, Q, M]``, measured by :func:`real_multiplications`.
 
     The counted operators have shapes fixed by ``(I, Q, M)``, so the count is affine in the
     iterations: it is measured at 0 and 1 iteration and extended (the test checks it against
     a direct count).
     """
+    from functools import partial
+
     from chanlab.classical import wmmse as wm
 
+    fn = wm.wmmse if group_penalty is None else partial(wm.sparse_wmmse, group_penalty=group_penalty)
     h = h[:1]
-    zero = real_multiplications(wm.wmmse, h, noise, p_max, n_iter=0, tol=0.0)
-    one = real_multiplications(wm.wmmse, h, noise, p_max, n_iter=1, tol=0.0)
+    zero = real_multiplications(fn, h, noise, p_max, n_iter=0, tol=0.0)
+    one = real_multiplications(fn, h, noise, p_max, n_iter=1, tol=0.0)
     return zero + n_iter * (one - zero)
 
 
 def _add_measured_counts(row: dict, s: Setting, t: Training, b: Baselines, seed: int, n_probe: int = 8) -> None:
-    """Add ``measured_multiplications`` per drop to RJAPCBN's and WMMSE's (imperfect CSI) rows.
+    """Add ``measured_multiplications`` per drop, counted by torch's FLOP counter on the code that
+    runs, to every method's row.
 
-    RJAPCBN: its forward pass as configured. WMMSE: the iterations it runs on ``n_probe``
-    drops drawn like the test set with the run's ``n_iter`` and stopping rule (the whole test
-    batch runs at least as many, so this undercounts WMMSE, never RJAPCBN's advantage),
-    recorded as ``wmmse_iterations``.
+    The networks: one forward pass as configured (the unfolded ascent's backward passes
+    included). The iterative methods: the iterations they run on ``n_probe`` drops drawn like the
+    test set with the run's caps and stopping rules (recorded as ``iterations``; the whole test
+    batch runs at least as many, so this undercounts them, never a network's advantage); the
+    robust ascent adds its WMMSE start. ``multiplications`` keeps Table II's analytic count where
+    the paper has one.
     """
     from chanlab.cellfree.model import RJAPCBN
+    from chanlab.cellfree.two_stage_cnn import TwoStageCNN
     from chanlab.channels.cellfree import generate_cellfree, noise_power_for_snr
     from chanlab.classical import wmmse as wm
 
     probe = generate_cellfree(n_probe, n_aps=s.n_aps, n_ant=s.n_ant, n_users=s.n_users, area=s.area,
-                              error_level=s.error_level, seed=seed + 2).h_hat
-    if "rjapcbn" in row:
-        model = RJAPCBN(s.n_aps, s.n_ant, s.n_users, kernel=parse_kernel(t.kernel), n_units=t.n_units,
-                        p_max=s.p_max, csi=t.csi).eval()
-        row["rjapcbn"]["measured_multiplications"] = real_multiplications(model, probe[:1], hard=True)
-    if "wmmse_imperfect" in row:
-        noise = noise_power_for_snr(s.snr_db, s.p_max)
-        _, history = wm.wmmse(probe, noise, s.p_max, n_iter=b.wmmse_iters, return_history=True)
+                              error_level=s.error_level, seed=seed + 2)
+    noise = noise_power_for_snr(s.snr_db, s.p_max)
+    for name, mode in (("rjapcbn", "attention"), ("jcbnet", "shared")):
+        if name in row:
+            model = RJAPCBN(s.n_aps, s.n_ant, s.n_users, kernel=parse_kernel(t.kernel), n_units=t.n_units,
+                            threshold=mode, p_max=s.p_max, csi=t.csi).eval()
+            row[name]["measured_multiplications"] = real_multiplications(model, probe.h_hat[:1], hard=True)
+    if "cnns" in row:
+        cnn = TwoStageCNN(s.n_aps, s.n_ant, s.n_users, p_max=s.p_max, noise_power=noise).eval()
+        row["cnns"]["measured_multiplications"] = real_multiplications(cnn, probe.h_hat[:1])
+    if "unfolded" in row:
+        row["unfolded"]["measured_multiplications"] = row["unfolded"].pop("multiplications")
+        row["unfolded"]["multiplications"] = None            # no Table II expression: ours
+    starts = {}
+    for name, h, penalty in (("wmmse_imperfect", probe.h_hat, None), ("wmmse_perfect", probe.h, None),
+                             ("swmmse", probe.h_hat, b.swmmse_penalty), ("robust_ga", probe.h_hat, None)):
+        if name not in row:
+            continue
+        kw = {} if penalty is None else {"group_penalty": penalty}
+        fn = wm.wmmse if penalty is None else wm.sparse_wmmse
+        v, history = fn(h, noise, s.p_max, n_iter=b.wmmse_iters, return_history=True, **kw)
         iters = int(history.shape[0]) - 1
-        row["wmmse_imperfect"]["wmmse_iterations"] = iters
-        row["wmmse_imperfect"]["measured_multiplications"] = wmmse_multiplications(probe, noise, s.p_max, iters)
+        starts[name] = v
+        row[name]["iterations"] = iters
+        row[name]["measured_multiplications"] = wmmse_multiplications(h, noise, s.p_max, iters, penalty)
+    if "robust_ga" in row:
+        from chanlab.classical.robust_ascent import robust_gradient_ascent
+
+        _, steps = robust_gradient_ascent(probe.h_hat, probe.eps, noise, s.p_max, starts["robust_ga"],
+                                          n_steps=b.ga_steps, lr=b.ga_lr, tol=b.ga_tol, return_steps=True)
+        ga = real_multiplications(robust_gradient_ascent, probe.h_hat[:1], probe.eps[:1], noise, s.p_max,
+                                  starts["robust_ga"][:1], n_steps=steps, lr=b.ga_lr, grad=True)
+        row["robust_ga"]["wmmse_iterations"] = row["robust_ga"].pop("iterations")
+        row["robust_ga"]["iterations"] = steps
+        row["robust_ga"]["measured_multiplications"] += ga
 
 
 def _figure(ctx, result: dict, label: str) -> None:
@@ -236,7 +243,8 @@ def _measured_ratio(wmmse, rjapcbn, where) -> Outcome:
 def _cheaper(res) -> Outcome:
     mine = _series(res, "rjapcbn", "measured_multiplications")
     wmmse = _series(res, "wmmse_imperfect", "measured_multiplications")
-    iters = res["methods"]["wmmse_imperfect"].get("wmmse_iterations")
+    wmmse_row = res["methods"]["wmmse_imperfect"]
+    iters = wmmse_row.get("iterations", wmmse_row.get("wmmse_iterations"))      # the older runs' key
     where = f"{res.get('sweep', 'the sweep')} {res['values']}" + (f" ({iters} WMMSE iterations)" if iters else "")
     return _measured_ratio(list(wmmse), list(mine), where)
 
@@ -267,12 +275,55 @@ _SWEEP_CLAIMS = (
           paper_text=_RATIO_TEXT, diagnosis=_MEASURED_DIAGNOSIS),
 )
 
+# ----- our learned beamformer against its targets (issue: a robust beamformer that works) ------------
+
+def _unfolded_beats_wmmse(res) -> Outcome:
+    """The unfolded ascent's worst-case sum rate minus the better of WMMSE (imperfect) and S-WMMSE,
+    the smallest over the points (bit/s/Hz)."""
+    mine = _series(res, "unfolded", "worst_case_sum_rate")
+    rivals = np.maximum(_series(res, "wmmse_imperfect", "worst_case_sum_rate"),
+                        _series(res, "swmmse", "worst_case_sum_rate"))
+    margin = float(np.min(mine - rivals))
+    return Outcome(margin > 0, f"unfolded {', '.join(f'{x:.2f}' for x in mine)} vs the better of WMMSE (imperfect) "
+                   f"and S-WMMSE {', '.join(f'{x:.2f}' for x in rivals)}; smallest advantage {margin:+.2f}",
+                   ours=margin, margin=margin)
+
+
+def _unfolded_share_of_reference(res) -> Outcome:
+    """Unfolded / robust GA worst-case sum rate at every point; the margin is the smallest share − 0.9."""
+    share = _series(res, "unfolded", "worst_case_sum_rate") / _series(res, "robust_ga", "worst_case_sum_rate")
+    worst = float(np.min(share))
+    return Outcome(worst >= 0.9, f"unfolded / robust GA = {', '.join(f'{x:.3f}' for x in share)} over "
+                   f"{res.get('sweep', 'the sweep')} {res['values']}", ours=worst, margin=worst - 0.9)
+
+
+def _unfolded_cost_of_reference(res) -> Outcome:
+    """Unfolded / robust GA counted multiplications per drop at every point; margin 0.1 − the largest."""
+    ratio = _series(res, "unfolded", "measured_multiplications") / \
+        _series(res, "robust_ga", "measured_multiplications")
+    worst = float(np.max(ratio))
+    steps = res["methods"]["robust_ga"].get("iterations")
+    return Outcome(worst <= 0.1, f"unfolded / robust GA = {', '.join(f'{x:.3f}' for x in ratio)} of the counted real "
+                   f"multiplications per drop (torch's FLOP counter; robust GA: its WMMSE start plus "
+                   f"{steps} Adam steps)", ours=worst, margin=0.1 - worst)
+
+
+_UNFOLDED_TARGETS = (
+    Claim("The unfolded robust ascent (ours) has a higher worst-case sum rate than WMMSE (imperfect CSI) and "
+          "S-WMMSE at every point", _unfolded_beats_wmmse, kind="target"),
+    Claim("The unfolded robust ascent reaches at least 90 % of the robust gradient-ascent reference's worst-case "
+          "sum rate at every point", _unfolded_share_of_reference, kind="target"),
+    Claim("The unfolded robust ascent costs at most 1/10 of the robust gradient-ascent reference's counted "
+          "multiplications per drop", _unfolded_cost_of_reference, kind="target"),
+)
+
 register(Experiment(
     name="cellfree/error-levels",
-    summary="RJAPCBN vs WMMSE, S-WMMSE, CNNs, JcbNet over the CSI error level (Figs. 5-6)",
+    summary="RJAPCBN vs WMMSE, S-WMMSE, CNNs, JcbNet and our unfolded robust ascent over the CSI error level "
+            "(Figs. 5-6)",
     config=SweepConfig, run=run_error_levels,
     presets={"smoke": dict(_SMOKE, values=(0.1, 0.2)), "quick": dict(_QUICK, values=(0.1, 0.2, 0.3)), "paper": {}},
-    claims=_SWEEP_CLAIMS, paper=PAPER,
+    claims=_SWEEP_CLAIMS + _UNFOLDED_TARGETS, paper=PAPER,
 ))
 
 register(Experiment(
@@ -465,5 +516,108 @@ register(Experiment(
             Claim("By Table II's expressions, RJAPCBN needs at least 10× fewer multiplications than WMMSE at every "
                   "number of users", _complexity_analytic, kind="analytic", paper_value=100.0,
                   paper_text=_RATIO_TEXT)),
+    paper=PAPER,
+))
+
+
+# ----- AP clustering with the unfolded ascent: the rate–Q_ave trade-off --------------------------
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    setting: Setting = field(default_factory=Setting)
+    training: Training = field(default_factory=Training)
+    baselines: Baselines = field(default_factory=Baselines)
+    serving: tuple[int, ...] = (1, 2, 4, 8, 16)      # APs kept per user (top by estimated gain)
+    methods: tuple[str, ...] = ("rjapcbn", "wmmse_imperfect", "swmmse")   # the points beside the curve
+
+
+def run_clustering(cfg: ClusteringConfig, ctx) -> dict:
+    """The unfolded ascent on each user's ``n`` strongest APs (:func:`chanlab.cellfree.unfolded.top_links`),
+    for every ``n`` of ``serving``: worst-case sum rate against ``Q_ave``, beside the points of
+    ``methods`` (:func:`~chanlab.cellfree.compare.compare_methods` on the same drops)."""
+    import torch
+
+    from chanlab.cellfree.compare import draw_drops, measure
+    from chanlab.cellfree.unfolded import top_links
+    from chanlab.channels.cellfree import noise_power_for_snr
+
+    s = cfg.setting
+    bad = [n for n in cfg.serving if not 1 <= int(n) <= s.n_aps]
+    if not cfg.serving or bad:
+        raise ConfigError(f"serving: expected APs per user in [1, {s.n_aps}], got {list(cfg.serving)}")
+    keep: dict = {}
+    points = compare_methods(s, cfg.training, cfg.baselines, ctx, "clustering",
+                             tuple(dict.fromkeys((*cfg.methods, "unfolded"))), keep=keep)
+    model, noise = keep["unfolded"], noise_power_for_snr(s.snr_db, s.p_max)
+    test = draw_drops(s, s.n_test, ctx.seed + 2)
+    curve = {"serving": [int(n) for n in cfg.serving], "worst_case_sum_rate": [], "true_sum_rate": [], "q_ave": []}
+    for n in progress(cfg.serving, desc="APs per user", unit="point"):
+        v = torch.cat([model(test.h_hat[a:a + 256].to(ctx.device), test.eps[a:a + 256].to(ctx.device), noise,
+                             s.p_max, links=top_links(test.h_hat[a:a + 256], int(n)).to(ctx.device)).cpu()
+                       for a in range(0, s.n_test, 256)])
+        row = measure(v, test, noise)
+        for k in ("worst_case_sum_rate", "true_sum_rate", "q_ave"):
+            curve[k].append(row[k])
+        ctx.log.info("unfolded on the %d strongest APs per user: %s", n, row)
+    result = {"unfolded": curve, "points": points}
+    _clustering_figure(ctx, result)
+    return result
+
+
+def _clustering_figure(ctx, result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    c = result["unfolded"]
+    ax.plot(c["q_ave"], c["worst_case_sum_rate"], "o-", label=LABELS["unfolded"] + ", top-n APs")
+    for n, q, r in zip(c["serving"], c["q_ave"], c["worst_case_sum_rate"]):
+        ax.annotate(f"n={n}", (q, r), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    for name, row in result["points"].items():
+        ax.plot([row["q_ave"]], [row["worst_case_sum_rate"]], "s", label=LABELS.get(name, name))
+    ax.set(xlabel="Q_ave (serving APs per user)", ylabel="worst-case sum rate (bit/s/Hz)",
+           title="Rate against AP clustering")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    ctx.save_figure(fig, "clustering_trade_off")
+
+
+def _clustered_beats_wmmse(res) -> Outcome:
+    """The best unfolded point with Q_ave at most half of WMMSE (imperfect)'s: its rate minus WMMSE's."""
+    wmmse = res["points"]["wmmse_imperfect"]
+    c = res["unfolded"]
+    half = [i for i, q in enumerate(require(c["q_ave"], "clustering points")) if q <= 0.5 * wmmse["q_ave"]]
+    require(half, f"unfolded point with Q_ave <= {0.5 * wmmse['q_ave']:.2f} (half of WMMSE's)")
+    best = max(half, key=lambda i: c["worst_case_sum_rate"][i])
+    margin = c["worst_case_sum_rate"][best] - wmmse["worst_case_sum_rate"]
+    return Outcome(margin >= 0, f"unfolded on {c['serving'][best]} APs per user: rate {c['worst_case_sum_rate'][best]:.2f}"
+                   f" at Q_ave {c['q_ave'][best]:.2f} vs WMMSE (imperfect) {wmmse['worst_case_sum_rate']:.2f} at "
+                   f"Q_ave {wmmse['q_ave']:.2f}", ours=margin, margin=margin)
+
+
+def _rate_grows_with_links(res) -> Outcome:
+    """More APs per user never lowers the unfolded ascent's worst-case rate (the smallest step, bit/s/Hz)."""
+    rates = np.asarray(require(res["unfolded"]["worst_case_sum_rate"], "clustering points"), dtype=float)
+    order = np.argsort(res["unfolded"]["serving"])
+    steps = np.diff(rates[order])
+    require(steps, "two clustering points")
+    margin = float(steps.min())
+    return Outcome(margin >= 0, "rates " + ", ".join(f"n={res['unfolded']['serving'][i]}: {rates[i]:.2f}"
+                                                     for i in order), margin=margin)
+
+
+register(Experiment(
+    name="cellfree/clustering",
+    summary="AP clustering with the unfolded robust ascent (ours): worst-case sum rate against Q_ave, beside "
+            "RJAPCBN, WMMSE and S-WMMSE",
+    config=ClusteringConfig, run=run_clustering,
+    presets={"smoke": dict(_SMOKE, serving=(1, 4), **{"training.unfolded_iters": 3}),
+             "quick": dict(_QUICK, serving=(1, 2, 4, 8, 16)), "paper": {}},
+    claims=(Claim("The unfolded ascent on at most half of WMMSE's serving APs per user reaches at least WMMSE "
+                  "(imperfect CSI)'s worst-case sum rate", _clustered_beats_wmmse, kind="target"),
+            Claim("Serving each user from more APs never lowers the unfolded ascent's worst-case sum rate",
+                  _rate_grows_with_links, kind="target")),
     paper=PAPER,
 ))
