@@ -312,3 +312,30 @@ def test_accepts_numpy_channels():
     v = wmmse(h.numpy(), SIGMA2, 1.0, n_iter=3, tol=0)
     assert isinstance(v, torch.Tensor)
     assert np.allclose(v.numpy(), wmmse_reference_loop(h.numpy(), SIGMA2, 1.0, n_iter=3), atol=1e-9)
+
+
+def test_each_sample_stops_on_its_own_window_and_the_batch_does_not_matter():
+    """Per-sample stopping: a sample's result is the one it gets alone; the window test holds
+    where it stopped, and its history stays flat afterwards."""
+    from chanlab.channels.cellfree import generate_cellfree
+    from chanlab.classical.wmmse import iterations_run
+
+    d = generate_cellfree(6, n_aps=4, n_ant=2, n_users=3, area=300.0, error_level=0.0, seed=3)
+    h = d.h.to(torch.complex128)
+    tol, window = 1e-4, 5
+    v, hist = wmmse(h, 1e-3, 1.0, n_iter=200, tol=tol, window=window, return_history=True)
+    iters = iterations_run(hist)
+    assert hist.shape == (int(iters.max()) + 1, 6) and bool((iters >= window).all())
+    for b in range(6):
+        alone, alone_hist = wmmse(h[b:b + 1], 1e-3, 1.0, n_iter=200, tol=tol, window=window, return_history=True)
+        torch.testing.assert_close(v[b:b + 1], alone, rtol=1e-10, atol=1e-12)
+        n = int(iters[b])
+        torch.testing.assert_close(hist[: n + 1, b], alone_hist[: n + 1, 0], rtol=1e-10, atol=1e-12)
+        if n < 200:
+            assert float(hist[n, b] - hist[n - window, b]) <= tol * (1 + float(hist[n, b].abs()))
+            assert bool((hist[n:, b] == hist[n, b]).all())
+    # tol = 0 runs every iteration for every sample
+    _, full = wmmse(h, 1e-3, 1.0, n_iter=30, tol=0.0, return_history=True)
+    assert full.shape == (31, 6)
+    with pytest.raises(ConfigError, match="window"):
+        wmmse(h, 1e-3, 1.0, window=0)

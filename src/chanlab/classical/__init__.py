@@ -11,5 +11,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
                     "worst_case_terms"),
     "sparse_recovery": ("nnls_small", "nomp", "nomp_reference_loop", "omp", "wnomp"),
     # `wmmse` itself is not re-exported: the name is its module's (chanlab.classical.wmmse.wmmse).
-    "wmmse": ("average_serving_aps", "project_per_ap_power", "serving_aps", "sparse_wmmse", "wmmse_reference_loop"),
+    "wmmse": ("average_serving_aps", "iterations_run", "project_per_ap_power", "serving_aps", "sparse_wmmse", "wmmse_reference_loop"),
 })

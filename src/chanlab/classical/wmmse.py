@@ -81,10 +81,10 @@ Simplifications and choices:
 * Root iterations stop at a relative power error of about ``1e-12`` (float64) or ``1e-5``
   (float32). An AP block at or above its budget is then scaled to ``(1 - 16 eps)^2 P_max``,
   so C1 holds in the working precision whatever order the power is summed in.
-* The outer loop stops when every sample's objective changed by at most
-  ``tol * (1 + |objective|)`` in the last iteration, or after ``n_iter`` iterations. Samples
-  that have converged keep iterating until the slowest one stops. Further iterations can only
-  improve them.
+* Each sample stops when its objective changed by at most ``tol * (1 + |objective|)`` over
+  its last ``window`` iterations, or after ``n_iter`` iterations; stopped samples leave the
+  batch, so a sample's result does not depend on the others in its batch (and the slow ones
+  iterate on smaller tensors). Its history stays at its last value after it stopped.
 * A user whose beamformer becomes all-zero has ``u_i = 0`` and stays off. This is the usual
   WMMSE fixed point, and it happens in S-WMMSE with a large penalty.
 * A block is zero when ``||c_k^q|| <= kappa``, and ``||c||`` grows with the MSE weights
@@ -173,9 +173,10 @@ def _real_values(value: float | torch.Tensor | np.ndarray, name: str, shape: tup
     return t.contiguous()
 
 
-def _check_iterations(n_iter: int, tol: float, inner_sweeps: int) -> None:
+def _check_iterations(n_iter: int, tol: float, inner_sweeps: int, window: int = 1) -> None:
     check_int_range(n_iter, "n_iter", low=0, error=ConfigError)
     check_int_range(inner_sweeps, "inner_sweeps", low=1, error=ConfigError)
+    check_int_range(window, "window", low=1, error=ConfigError)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
         raise ConfigError(f"tol: expected a finite number >= 0, got {tol!r}")
 
@@ -450,33 +451,54 @@ def _objective(h_flat: torch.Tensor, v_flat: torch.Tensor, sigma2: torch.Tensor,
 
 def _bcd(h: torch.Tensor, sigma2: torch.Tensor, p_max: torch.Tensor, alpha: torch.Tensor,
          v: torch.Tensor, penalty: float, n_iter: int, tol: float,
-         inner_sweeps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run (S-)WMMSE from feasible ``v`` ``[B, I, Q, M]``. Returns it updated and the history."""
-    b, n_users, n_aps, n_ant = (int(s) for s in h.shape)
+         inner_sweeps: int, window: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run (S-)WMMSE from feasible ``v`` ``[B, I, Q, M]``. Returns it updated and the history.
+
+    Each sample stops on its own (``tol`` over the last ``window`` iterations); the stopped ones
+    leave the batch, so the rest iterate on smaller tensors and no sample depends on the others.
+    """
+    b_all, n_users, n_aps, n_ant = (int(s) for s in h.shape)
     kappa = penalty * _LN2 / 2.0
     eps = torch.finfo(p_max.dtype).eps
+    out = v.clone()
+    history = torch.empty((n_iter + 1, b_all), dtype=p_max.dtype, device=p_max.device)
+    stopped_at = torch.full((b_all,), n_iter, dtype=torch.long)
+    active = torch.arange(b_all, device=h.device)
     # AP-major copies, so that every per-AP slice is contiguous: [Q, B, I, M].
     h_ap = h.permute(2, 0, 1, 3).contiguous()
     v_ap = v.permute(2, 0, 1, 3).contiguous()
-    h_flat = h.reshape(b, n_users, n_aps * n_ant)
+    h_flat = h.reshape(b_all, n_users, n_aps * n_ant)
     h_aqmi = h.permute(0, 2, 3, 1)  # [B, Q, M, I]
+    mu = torch.zeros((n_aps, b_all), dtype=p_max.dtype, device=p_max.device)  # warm starts
 
     def v_flat() -> torch.Tensor:
-        return v_ap.permute(1, 2, 0, 3).reshape(b, n_users, n_aps * n_ant)
+        return v_ap.permute(1, 2, 0, 3).reshape(v_ap.shape[1], n_users, n_aps * n_ant)
 
     def block_norms() -> torch.Tensor:
         return torch.linalg.vector_norm(v_ap, dim=-1).sum((0, 2))
 
-    mu = torch.zeros((n_aps, b), dtype=p_max.dtype, device=p_max.device)  # warm starts
-    history = []
+    last = 0
     for it in range(n_iter + 1):
+        last = it
         g, noise_interf, signal, obj = _objective(h_flat, v_flat(), sigma2, alpha, penalty,
                                                   block_norms)
-        history.append(obj)
+        history[it, active] = obj
         if it == n_iter:
             break
-        if tol > 0 and it > 0 and bool(((obj - history[-2]).abs() <= tol * (1 + obj.abs())).all()):
-            break
+        if tol > 0 and it >= window:
+            done = (obj - history[it - window, active]).abs() <= tol * (1 + obj.abs())
+            if bool(done.any()):
+                gone = active[done]
+                out[gone] = v_ap[:, done].permute(1, 2, 0, 3)
+                stopped_at[gone.cpu()] = it
+                keep = ~done
+                if not bool(keep.any()):
+                    break
+                active = active[keep]
+                h_ap, v_ap, mu = h_ap[:, keep], v_ap[:, keep], mu[:, keep]
+                h_flat, h_aqmi = h_flat[keep], h_aqmi[keep]
+                sigma2, p_max, alpha = sigma2[keep], p_max[keep], alpha[keep]
+                g, noise_interf, signal = g[keep], noise_interf[keep], signal[keep]
         total = signal + noise_interf
         u = torch.diagonal(g, dim1=-2, dim2=-1) / total  # MMSE receivers
         w = total / noise_interf  # 1 / MMSE = 1 + SINR
@@ -498,12 +520,18 @@ def _bcd(h: torch.Tensor, sigma2: torch.Tensor, p_max: torch.Tensor, alpha: torc
                 vq_new = x_hat @ uq.mT
                 v_ap[q] = vq_new
                 g = g + hq.conj() @ vq_new.mT - gq
-    return v_ap.permute(1, 2, 0, 3).contiguous(), torch.stack(history)
+    out[active] = v_ap.permute(1, 2, 0, 3)
+    history = history[:last + 1]
+    # a stopped sample's objective stays where it stopped
+    rows = torch.arange(last + 1, device=history.device)[:, None]
+    stop = stopped_at.to(history.device).clamp(max=last)[None, :]
+    history = torch.where(rows > stop, history.gather(0, stop.expand(1, -1)).expand_as(history), history)
+    return out, history
 
 
 def _run(h, noise_power, p_max, weights, n_iter, tol, init, inner_sweeps, return_history,
-         penalty):
-    _check_iterations(n_iter, tol, inner_sweeps)
+         penalty, window=1):
+    _check_iterations(n_iter, tol, inner_sweeps, window)
     h4, flat = _as_cellfree(h)
     b, n_users, n_aps, _ = (int(s) for s in h4.shape)
     real = h4.real.dtype
@@ -516,14 +544,14 @@ def _run(h, noise_power, p_max, weights, n_iter, tol, init, inner_sweeps, return
                           allow_zero=True))
     with torch.no_grad():
         v0 = _initial(init, h4, flat, pmax)
-        v, history = _bcd(h4, sigma2, pmax, alpha, v0.clone(), penalty, n_iter, tol, inner_sweeps)
+        v, history = _bcd(h4, sigma2, pmax, alpha, v0.clone(), penalty, n_iter, tol, inner_sweeps, window)
     out = _output(v, flat)
     return (out, history) if return_history else out
 
 
 def wmmse(h: torch.Tensor, noise_power: float | torch.Tensor, p_max: float | torch.Tensor, *,
           weights: torch.Tensor | None = None, n_iter: int = 100, tol: float = 1e-6,
-          init: torch.Tensor | None = None, inner_sweeps: int = 1,
+          init: torch.Tensor | None = None, inner_sweeps: int = 1, window: int = 1,
           return_history: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Weighted sum-rate maximisation by WMMSE under per-AP power budgets (batched).
 
@@ -544,8 +572,12 @@ def wmmse(h: torch.Tensor, noise_power: float | torch.Tensor, p_max: float | tor
             ``[batch, n_aps]`` (``[batch, 1]`` for flat ``h``).
         weights: rate weights ``alpha_i >= 0``, broadcastable to ``[batch, n_users]``. Default 1.
         n_iter: maximum number of WMMSE iterations (>= 0).
-        tol: stop when every sample's WSR changed by at most ``tol * (1 + WSR)`` in an
-            iteration. 0 runs all ``n_iter`` iterations.
+        tol: a sample stops when its WSR changed by at most ``tol * (1 + WSR)`` over the last
+            ``window`` iterations; the others go on without it. 0 runs all ``n_iter`` iterations.
+        window: iterations over which ``tol`` is measured. WMMSE crawls along plateaus: on
+            cell-free drops (Q = I = 16, M = 4, 20 dB) a per-iteration test (``window=1``) at
+            ``1e-4`` stopped at 77 iterations in the median, 8.3 bit/s/Hz (4 %) below the value
+            after 1000; ``window=50`` with ``tol=3e-4`` came within 0.03 on average.
         init: initial beamformers in the output layout. They are scaled down per AP if they
             exceed a budget. Default: per-AP MRT at full power,
             ``v_i^q = h_i^q sqrt(P_max / sum_j ||h_j^q||^2)``.
@@ -558,16 +590,18 @@ def wmmse(h: torch.Tensor, noise_power: float | torch.Tensor, p_max: float | tor
         ``[batch, n_tx, n_users]`` for flat ``h`` (column ``i`` = ``v_i``, the layout of
         :mod:`chanlab.classical.linear_precoding`). It has ``h``'s dtype and device and
         satisfies ``sum_i ||v_i^q||^2 <= P_max`` for every AP. With ``return_history``, also
-        ``[n_done + 1, batch]``: the weighted sum rate ``sum_i alpha_i log2(1 + SINR_i)`` in
-        bit/s/Hz, non-decreasing along dim 0.
+        ``[n_done + 1, batch]`` (``n_done``: the most iterations any sample ran): the weighted
+        sum rate ``sum_i alpha_i log2(1 + SINR_i)`` in bit/s/Hz, non-decreasing along dim 0;
+        :func:`iterations_run` reads each sample's iteration count from it.
     """
     return _run(h, noise_power, p_max, weights, n_iter, tol, init, inner_sweeps, return_history,
-                0.0)
+                0.0, window)
 
 
 def sparse_wmmse(h: torch.Tensor, noise_power: float | torch.Tensor, p_max: float | torch.Tensor,
                  *, group_penalty: float, weights: torch.Tensor | None = None, n_iter: int = 100,
                  tol: float = 1e-6, init: torch.Tensor | None = None, inner_sweeps: int = 1,
+                 window: int = 1,
                  return_history: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """S-WMMSE (Hong et al. 2013): joint AP clustering and beamforming by group sparsity.
 
@@ -579,7 +613,7 @@ def sparse_wmmse(h: torch.Tensor, noise_power: float | torch.Tensor, p_max: floa
     ``h_hat`` ("S-WMMSE with imperfect CSI").
 
     Args:
-        h, noise_power, p_max, weights, n_iter, init, inner_sweeps: as for :func:`wmmse`.
+        h, noise_power, p_max, weights, n_iter, init, inner_sweeps, window: as for :func:`wmmse`.
         group_penalty: ``lambda >= 0`` in bit/s/Hz per unit beamformer amplitude (Eq. 5's
             lambda, with the group norm). 0 gives exactly :func:`wmmse`. Larger values serve
             each user from fewer APs.
@@ -594,12 +628,22 @@ def sparse_wmmse(h: torch.Tensor, noise_power: float | torch.Tensor, p_max: floa
     """
     penalty = _check_penalty(group_penalty)
     return _run(h, noise_power, p_max, weights, n_iter, tol, init, inner_sweeps, return_history,
-                penalty)
+                penalty, window)
 
 
 # ----------------------------------------------------------------------------------------------
 # AP clustering statistics
 # ----------------------------------------------------------------------------------------------
+
+
+def iterations_run(history: torch.Tensor) -> torch.Tensor:
+    """Per sample, the iterations a ``return_history`` run made: ``[batch]`` int64 (the last
+    iteration whose objective differs from the one before; a stopped sample's history is flat)."""
+    if history.ndim != 2 or history.shape[0] < 1:
+        raise DataError(f"history: expected [n_done + 1, batch] from return_history, got {list(history.shape)}")
+    changed = history[1:] != history[:-1]                               # [n_done, batch]
+    steps = torch.arange(1, history.shape[0], device=history.device)[:, None]
+    return (changed * steps).amax(0) if changed.numel() else torch.zeros(history.shape[1], dtype=torch.long)
 
 
 def serving_aps(v: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
@@ -891,7 +935,7 @@ def multiplication_counts_table2(n_aps: int = 16, n_ant: int = 4, n_users: int =
 
 
 __all__ = [
-    "average_serving_aps", "multiplication_count_cnn", "multiplication_count_jcbnet",
+    "average_serving_aps", "iterations_run", "multiplication_count_cnn", "multiplication_count_jcbnet",
     "multiplication_count_rjapcbn", "multiplication_count_sparse_wmmse",
     "multiplication_count_wmmse", "multiplication_counts_table2", "serving_aps",
     "sparse_wmmse", "wmmse", "wmmse_reference_loop",

@@ -52,7 +52,7 @@ class SweepConfig:
 
 
 _QUICK = {"setting.n_train": 4000, "setting.n_val": 300, "setting.n_test": 500, "training.epochs": 20,
-          "training.cnn_epochs": 5, "baselines.wmmse_iters": 50}
+          "training.cnn_epochs": 5}
 _SMOKE = {"setting.n_aps": 4, "setting.n_ant": 2, "setting.n_users": 3, "setting.n_train": 32,
           "setting.n_val": 8, "setting.n_test": 8, "training.epochs": 1, "training.cnn_epochs": 1,
           "training.n_units": 2, "baselines.wmmse_iters": 3,
@@ -75,7 +75,7 @@ def _sweep(cfg: SweepConfig, ctx, field_name: str, label: str, cast=float, metho
     return result
 
 
-def wmmse_multiplications(h, noise: float, p_max: float, n_iter: int, group_penalty: float | None = None) -> float:
+def wmmse_multiplications(h, noise: float, p_max: float, n_iter: float, group_penalty: float | None = None) -> float:
     """Real multiplications per drop of ``n_iter`` iterations of :func:`~chanlab.classical.wmmse.wmmse`
     (or of :func:`~chanlab.classical.wmmse.sparse_wmmse` with ``group_penalty``) on drops like
     ``h [1, I, Q, M]``, measured by :func:`real_multiplications`.
@@ -132,11 +132,14 @@ def _add_measured_counts(row: dict, s: Setting, t: Training, b: Baselines, seed:
             continue
         kw = {} if penalty is None else {"group_penalty": penalty}
         fn = wm.wmmse if penalty is None else wm.sparse_wmmse
-        v, history = fn(h, noise, s.p_max, n_iter=b.wmmse_iters, return_history=True, **kw)
-        iters = int(history.shape[0]) - 1
+        v, history = fn(h, noise, s.p_max, n_iter=b.wmmse_iters, tol=b.wmmse_tol, window=b.wmmse_window,
+                        return_history=True, **kw)
+        iters = wm.iterations_run(history).double()
         starts[name] = v
-        row[name]["iterations"] = iters
-        row[name]["measured_multiplications"] = wmmse_multiplications(h, noise, s.p_max, iters, penalty)
+        row[name]["iterations"] = float(iters.mean())
+        row[name]["iterations_max"] = int(iters.max())
+        # the count is affine in the iterations, so the mean count per drop is the count at the mean
+        row[name]["measured_multiplications"] = wmmse_multiplications(h, noise, s.p_max, float(iters.mean()), penalty)
     if "robust_ga" in row:
         from chanlab.classical.robust_ascent import robust_gradient_ascent
 
