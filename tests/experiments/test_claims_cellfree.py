@@ -193,13 +193,17 @@ def _complexity():
             "analytic_multiplications": {"wmmse": [1.4e8, 3.2e8], "swmmse": [1.6e9, 3.3e9], "cnns": [5e7, 1e8],
                                          "jcbnet": [2e6, 4.3e6], "rjapcbn": [1.06e6, 2.4e6]},
             "measured_multiplications": {"rjapcbn": [9e5, 1.9e6], "jcbnet": [9e5, 1.9e6], "cnns": [5.7e6, 1.1e7],
-                                         "wmmse": [1e7, 2e7]}}
+                                         "wmmse": [1e7, 2e7], "unfolded": [1e6, 2e6], "robust_ga": [2e7, 4e7]}}
 
 
 def test_complexity_claims():
-    measured, analytic = _claims("cellfree/complexity")
-    assert measured.kind == "paper" and analytic.kind == "analytic"
-    for claim in (measured, analytic):
+    measured, analytic, unfolded = _claims("cellfree/complexity")
+    assert measured.kind == "paper" and analytic.kind == "analytic" and unfolded.kind == "target"
+    assert check_claim(unfolded, _complexity()).ours == pytest.approx(0.05)
+    cheap = _complexity()
+    cheap["measured_multiplications"]["unfolded"][1] = 5e6
+    assert _status(unfolded, cheap) == "FAIL"
+    for claim in (measured, analytic, unfolded):
         assert _status(claim, _complexity()) == "PASS"
         assert _status(claim, {}) == "FAIL"
         empty = _complexity()
