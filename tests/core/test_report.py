@@ -82,6 +82,16 @@ def test_runs_with_overrides_get_rows_of_their_own(demo_run, tmp_path):
     assert "not run at smoke yet" in claims_table.split("| channels/demo [rates.num=24]")[0].split("| channels/demo |")[1]
 
 
+def test_a_claim_with_nothing_to_check_is_not_called_missed_or_broken():
+    from chanlab.core.claims import Claim, Outcome, check_claim
+    from chanlab.core.report import _reproduction_row
+
+    claim = Claim("ours beats theirs", lambda r: Outcome(r["ours"] > r["theirs"], "compared"), kind="target")
+    assert "| missed |" in _reproduction_row("x", claim, check_claim(claim, {"ours": 1, "theirs": 2}), "quick")
+    row = _reproduction_row("x", claim, check_claim(claim, {"theirs": 2}), "quick")
+    assert "| FAIL: nothing to check |" in row and "results lack 'ours'" in row
+
+
 def test_report_without_runs_is_a_clear_error(tmp_path):
     from chanlab.core.report import find_runs
 

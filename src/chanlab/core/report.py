@@ -229,7 +229,9 @@ def _reproduction_row(label: str, claim, v: ClaimVerdict | None, preset: str) ->
         (f" ({claim.paper_text})" if claim.paper_text else "")
     if v is None:
         return f"| {label} | {claim.kind} | {_md_cell(claim.statement)} | not run at {preset} yet | – | {_md_cell(paper)} | – |"
-    status = STATUS_WORDS[claim.kind][v.status]
+    # a FAIL computed on nothing (e.g. a run older than the method the claim checks) says so
+    nothing = v.status == "FAIL" and v.measured.startswith("nothing to check")
+    status = "FAIL: nothing to check" if nothing else STATUS_WORDS[claim.kind][v.status]
     ours = _md_cell(v.measured) + ("" if v.ours is None else f" (ours {v.ours:.4g}, gap {_gap(v)})")
     diagnosis = claim.diagnosis if (v.status != "PASS" and claim.diagnosis) else "–"
     return (f"| {label} | {claim.kind} | {_md_cell(claim.statement)} | {status} | {ours} | {_md_cell(paper)} | "
