@@ -161,6 +161,32 @@ def _set_threads(args: argparse.Namespace) -> None:
     set_threads(getattr(args, "threads", None))
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from chanlab.core.report import build_reports, find_runs, write_html, write_markdown
+    from chanlab.core.sweep import format_summary, parse_grid, parse_seeds, plan_sweep, run_sweep
+
+    _experiments()
+    from pathlib import Path
+
+    out = Path(args.out) if args.out is not None else Path("sweeps") / args.name.replace("/", "_")
+    plan = plan_sweep(args.name, seeds=parse_seeds(args.seeds), grid=parse_grid(args.grid), preset=args.preset,
+                      overrides=args.overrides, out=out, device=args.device, threads=args.threads)
+    summary = run_sweep(plan, backend=args.backend, address=args.address, cpus_per_run=args.cpus_per_run,
+                        gpus_per_run=args.gpus_per_run)
+    print(format_summary(summary))
+    print(f"\nsweep: {out / 'sweep.json'}")
+    try:
+        reports = build_reports(find_runs([out]))
+    except ChanlabError:
+        reports = []                                   # every run failed: sweep.json says so
+    if reports:
+        write_html(reports, out / "report.html")
+        write_markdown(reports, out / "report.md")
+        print(f"report: {out / 'report.html'}")
+    verdicts = [c["verdict"] for p in summary["points"] for c in p["claims"]]
+    return 0 if verdicts and all(v == "PASS" for v in verdicts) and not summary["failed_runs"] else 1
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -262,6 +288,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=None, metavar="RUN_DIR",
                    help="check the finished run in RUN_DIR instead of running the experiment")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("sweep", help="run an experiment over seeds and a grid of overrides (locally or on Ray) "
+                                     "and decide its claims over the seeds (sweep.json)")
+    p.add_argument("name")
+    p.add_argument("--seeds", default="0", help="seeds, e.g. 0-4 or 0,2,5 (default 0)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="sweep a config value over the listed values, repeatable (the cross product)")
+    p.add_argument("--preset", default=None, help="smoke, quick or paper (default quick)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value in every run, repeatable")
+    p.add_argument("--backend", default="local", choices=("local", "ray"),
+                   help="local: one run after another here; ray: one Ray task per run (the [dist] extra)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray locally)")
+    p.add_argument("--cpus-per-run", type=float, default=1, help="CPUs a Ray task reserves (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="GPUs a Ray task reserves (default 0)")
+    p.add_argument("--out", default=None, help="sweep folder (default sweeps/NAME); its runs are OUT/POINT/seed-S")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (each run)")
+    _add_threads_arg(p)
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("report", help="one HTML page (and a Markdown twin) of finished runs: claims, "
                                       "paper numbers, figures, config")
