@@ -236,7 +236,8 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
 
     source = get_source(args.source)
     params = {p.name: getattr(args, p.name) for p in source.params if getattr(args, p.name) is not None}
-    path, hit = generate_dataset(args.source, params, seed=args.seed, device=args.device, out=args.out)
+    path, hit = generate_dataset(args.source, params, seed=args.seed, device=args.device, out=args.out,
+                                 workers=args.workers)
     print(f"{'served from cache' if hit else 'generated'}: {path}")
     return 0
 
@@ -341,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
         sp.add_argument("--out", default=None, help="copy the dataset here (default: print the cache path)")
+        sp.add_argument("--workers", type=int, default=1,
+                        help="processes that build the chunks (same dataset as one; default 1)")
         sp.set_defaults(func=_cmd_data_generate)
     info = data.add_parser("info", help="shapes, dtypes and provenance of a dataset file (.h5), "
                                         "or the layout of a COST2100 / multi-user .mat file")

@@ -50,6 +50,8 @@ class DataSource:
     params: tuple[SourceParam, ...]
     build: Callable[[dict[str, Any], int, torch.device], dict[str, torch.Tensor]]
     describe: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda p: {})
+    #: builds through chunks seeded from (seed, chunk index), so ``--workers`` can share them out
+    chunked: bool = True
 
     def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults filled in, unknown names and bad choices rejected."""
@@ -68,20 +70,79 @@ class DataSource:
         return params
 
 
+def chunk_size() -> int:
+    """Samples per chunk: :data:`CHUNK`, or ``$CHANLAB_DATA_CHUNK`` (tests; it changes the data, so
+    a non-default size is part of the cache key)."""
+    env = os.environ.get("CHANLAB_DATA_CHUNK")
+    if not env:
+        return CHUNK
+    try:
+        size = int(env)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise ConfigError(f"CHANLAB_DATA_CHUNK: expected a positive number of samples, got {env!r}")
+    return size
+
+
 def chunk_seeds(seed: int, num: int) -> list[tuple[int, int]]:
     """``[(chunk size, chunk seed), ...]`` covering ``num`` samples."""
-    sizes = [CHUNK] * (num // CHUNK) + ([num % CHUNK] if num % CHUNK else [])
+    size = chunk_size()
+    sizes = [size] * (num // size) + ([num % size] if num % size else [])
     return [(n, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]))
             for i, n in enumerate(sizes)]
 
 
+# (worker, n_workers) while a worker process builds its shard: it makes chunks worker, worker + n, ...
+_SHARD: tuple[int, int] | None = None
+
+
 def _in_chunks(num: int, seed: int, desc: str, make: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
+    chunks = list(enumerate(chunk_seeds(seed, num)))
+    if _SHARD is not None:
+        chunks = [c for c in chunks if c[0] % _SHARD[1] == _SHARD[0]]
     parts = []
-    with progress(total=num, desc=desc, unit="sample") as bar:
-        for n, s in chunk_seeds(seed, num):
+    with progress(total=sum(n for _, (n, _) in chunks), desc=desc, unit="sample") as bar:
+        for _, (n, s) in chunks:
             parts.append(make(n, s).cpu())
             bar.update(n)
+    if not parts:
+        raise ConfigError(f"{desc}: no chunk to make in this shard")
     return torch.cat(parts)
+
+
+def _build_shard(source: str, resolved: dict[str, Any], seed: int, device: str, worker: int,
+                 n_workers: int) -> dict[str, np.ndarray]:
+    """A worker process's share of a dataset: its chunks, in order (top level: picklable)."""
+    global _SHARD
+    _SHARD = (worker, n_workers)
+    torch.set_num_threads(1)
+    try:
+        out = get_source(source).build(resolved, seed, torch.device(device))
+    finally:
+        _SHARD = None
+    return {k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in out.items()}
+
+
+def _build_sharded(source: str, resolved: dict[str, Any], seed: int, device: torch.device,
+                   workers: int) -> dict[str, torch.Tensor]:
+    """The dataset built by ``workers`` processes, chunk ``i`` by worker ``i % workers``, then put back
+    in chunk order: the same arrays as one process builds (every chunk has its own seed)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    sizes = [n for n, _ in chunk_seeds(seed, resolved["num"])]
+    workers = min(workers, len(sizes))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        shards = list(pool.map(_build_shard, *zip(*[(source, resolved, seed, str(device), w, workers)
+                                                     for w in range(workers)])))
+    out = {}
+    for key in shards[0]:
+        pieces = [np.split(shard[key], np.cumsum([sizes[i] for i in range(w, len(sizes), workers)])[:-1])
+                  for w, shard in enumerate(shards)]
+        ordered = [pieces[i % workers][i // workers] for i in range(len(sizes))]
+        out[key] = torch.from_numpy(np.concatenate(ordered))
+    return out
 
 
 _ARRAY = (
@@ -215,7 +276,7 @@ SOURCES: dict[str, DataSource] = {
                               SourceParam("area", float, 1000.0, "side of the square area in m"),
                               SourceParam("shadowing_db", float, 8.0, "log-normal shadowing std in dB"),
                               SourceParam("error_level", float, 0.1, "CSI error level η = ‖Δh‖/‖h‖")),
-                   _build_cellfree),
+                   _build_cellfree, chunked=False),
     )
 }
 
@@ -242,7 +303,8 @@ def _check_out(out: Path, source: str) -> None:
 
 
 def generate_dataset(source: str, params: Mapping[str, Any], *, seed: int = 0, device: str | torch.device = "cpu",
-                     out: str | Path | None = None, cache: Path | None = None) -> tuple[Path, bool]:
+                     out: str | Path | None = None, cache: Path | None = None,
+                     workers: int = 1) -> tuple[Path, bool]:
     """Generate (or fetch from the cache) a dataset; optionally copy it to ``out``.
 
     ``out`` is a file name (its folders are created). An existing directory is refused with a
@@ -250,6 +312,10 @@ def generate_dataset(source: str, params: Mapping[str, Any], *, seed: int = 0, d
     two runs with different parameters never silently overwrite the same guessed file. ``out`` is
     checked before anything is generated: a directory, a file in the way of its folder or a
     folder that cannot be written fails at once, naming ``out``.
+
+    ``workers > 1`` builds the chunks of a chunked source (:data:`CHUNK` samples each, seeded
+    from ``(seed, chunk index)``) in that many processes; the dataset is the same as one process
+    makes, and the same cache entry. Sources that are not chunked (``cellfree``) build in one.
 
     Returns:
         ``(path, from_cache)``: the file written (``out`` if given, else the cache file) and
@@ -265,10 +331,19 @@ def generate_dataset(source: str, params: Mapping[str, Any], *, seed: int = 0, d
     if out is not None:
         _check_out(Path(out), source)
     dev = select_device(device)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers: expected a whole number of processes >= 1, got {workers!r}")
     key_params = dict(resolved, device_type=dev.type)
+    if chunk_size() != CHUNK:
+        key_params["chunk"] = chunk_size()
     attrs = dict(src.describe(resolved), source=source, summary=src.summary)
-    path, hit = cached_dataset(f"chanlab.data.{source}", key_params, seed,
-                               lambda: src.build(resolved, seed, dev), attrs=attrs, cache=cache)
+
+    def build():
+        if workers > 1 and src.chunked and len(chunk_seeds(seed, resolved["num"])) > 1:
+            return _build_sharded(source, resolved, seed, dev, workers)
+        return src.build(resolved, seed, dev)
+
+    path, hit = cached_dataset(f"chanlab.data.{source}", key_params, seed, build, attrs=attrs, cache=cache)
     if out is None:
         return path, hit
     out = Path(out)
