@@ -63,7 +63,40 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/NAME/TIMESTAMP)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=None, help="run seed (default 0)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel training on N processes (torch.distributed: gloo on CPU, NCCL on GPUs, "
+                        "one GPU each); only rank 0 writes")
     _add_threads_arg(p)
+
+
+def _relaunch_data_parallel(args: argparse.Namespace, argv: Sequence[str]) -> int | None:
+    """With ``--nproc N > 1`` outside a process group: start N ranks of this same command through
+    ``torch.distributed.run`` (torchrun) and return its exit code; None otherwise."""
+    import subprocess
+
+    from chanlab.core.distributed import env_world_size
+
+    if args.nproc < 1:
+        from chanlab.core.errors import ConfigError
+
+        raise ConfigError(f"--nproc: expected a number of processes >= 1, got {args.nproc}")
+    if args.nproc == 1 or env_world_size() > 1:
+        return None
+    rest, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    if args.out is None and not getattr(args, "resume", False):
+        from chanlab.core.run import default_out
+
+        rest += ["--out", str(default_out(args.name))]    # one folder for every rank
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+           "-m", "chanlab", *rest]
+    return subprocess.call(cmd)
 
 
 def _add_threads_arg(p: argparse.ArgumentParser) -> None:
@@ -125,8 +158,14 @@ def _run(name: str | None, args: argparse.Namespace, *, resume: bool = False, ve
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.name is None and not args.resume:
         args.parser.error("the following arguments are required: name (or --out DIR --resume)")
+    code = _relaunch_data_parallel(args, args.argv)
+    if code is not None:
+        return code
     result = _run(args.name, args, resume=args.resume)
-    _print_run(result)
+    from chanlab.core.distributed import is_main
+
+    if is_main():
+        _print_run(result)
     return 0
 
 
@@ -144,8 +183,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         run = load_run(args.results, expect=args.name)
         results, out = run.results, run.out
     else:
+        code = _relaunch_data_parallel(args, args.argv)
+        if code is not None:
+            return code
         result = _run(args.name, args, verify=True)
         results, out = result.results, result.out
+        from chanlab.core.distributed import is_main
+
+        if not is_main():
+            return 0
     verdicts = check_claims(experiment.claims, results)
     for v in verdicts:
         print("\n".join(v.lines()))
@@ -371,7 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv                   # what --nproc relaunches on every rank
     try:
         return args.func(args)
     except BrokenPipeError:

@@ -183,7 +183,12 @@ class Checkpointer:
         self.every_seconds = every_seconds
 
     def save(self, state: dict[str, Any], *, with_rng: bool = True) -> Path:
-        """Save ``state`` (plus the global RNG states, so resumed runs draw the same numbers)."""
+        """Save ``state`` (plus the global RNG states, so resumed runs draw the same numbers); in a
+        data-parallel run only rank 0 writes (:mod:`chanlab.core.distributed`)."""
+        from chanlab.core.distributed import is_main
+
+        if not is_main():
+            return self.path
         state = dict(state)
         if with_rng:
             state["_rng"] = rng_state()
@@ -207,7 +212,11 @@ class Checkpointer:
         return self.folder / f"{self.path.stem}.best-{int(epoch)}{self.path.suffix}"
 
     def save_best(self, epoch: int, weights: dict[str, Any]) -> Path:
-        """Write the best weights (a state dict) of ``epoch``."""
+        """Write the best weights (a state dict) of ``epoch`` (rank 0 only, as :meth:`save`)."""
+        from chanlab.core.distributed import is_main
+
+        if not is_main():
+            return self.best_path(epoch)
         return save_checkpoint(self.best_path(epoch), {"epoch": int(epoch), "weights": weights})
 
     def load_best(self, epoch: int, map_location: str | torch.device = "cpu") -> dict[str, Any]:

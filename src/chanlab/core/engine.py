@@ -33,6 +33,9 @@ What the engine does, so that no capability writes an epoch loop:
   extra ``generators``), the global RNG states, the history, the best weights' epoch and the
   position inside an interrupted epoch. A run killed at any point and started again with the same
   arguments ends with the same weights and history as an uninterrupted one.
+- **Data parallel.** In a ``torch.distributed`` process group each rank takes its shard of every
+  batch and the gradients are summed with weights (:mod:`chanlab.core.distributed`); only rank 0
+  saves. Batches hold at least one sample per rank.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from typing import Any
 import torch
 
 from chanlab.core.checkpoint import Checkpointer
+from chanlab.core.distributed import is_main, reduce_gradients, reduce_values, shard, world
 from chanlab.core.errors import ConfigError
 from chanlab.core.progress import progress
 from chanlab.core.seeding import torch_generator
@@ -224,6 +228,8 @@ class Trainer:
         if checkpoint is not None and not isinstance(checkpoint, Checkpointer):
             raise ConfigError(f"checkpoint: expected a chanlab Checkpointer or None, got {type(checkpoint).__name__}")
         self.min_batch_size = (2 if _has_batchnorm(model) else 1) if min_batch_size is None else int(min_batch_size)
+        # data parallel: every rank's shard of a batch holds at least one sample
+        self.min_batch_size = max(self.min_batch_size, world()[1])
         if num_samples < self.min_batch_size:
             raise ConfigError(f"training set: {num_samples} sample(s) cannot fill one batch of at least "
                               f"{self.min_batch_size} (the model has BatchNorm layers, which need 2 or more "
@@ -294,7 +300,7 @@ class Trainer:
 
     def _save(self, epoch: int, batch: int = 0, sums: Mapping[str, float] | None = None) -> None:
         """Save the state at ``batch`` batches into ``epoch`` (``batch=0``: at the start of it)."""
-        if self.checkpoint is None:
+        if self.checkpoint is None or not is_main():
             return
         state = {"engine": 1, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "generator": self.generator.get_state(),
@@ -336,6 +342,8 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------
 
     def _run_step(self, idx: torch.Tensor) -> dict[str, float]:
+        if world()[1] > 1:
+            return self._run_step_distributed(idx)
         out = self.step(idx)
         if self.manual_optimization:
             if not isinstance(out, Mapping) or "loss" not in out:
@@ -350,6 +358,26 @@ class Trainer:
         out.backward()
         self.optimizer.step()
         return {"loss": float(out.detach()), **{k: float(v) for k, v in extra.items()}}
+
+    def _run_step_distributed(self, idx: torch.Tensor) -> dict[str, float]:
+        """This rank's shard of the batch; gradients weighted by its share and summed over the ranks
+        (:mod:`chanlab.core.distributed`)."""
+        if self.manual_optimization:
+            raise ConfigError("data-parallel training needs the engine's own optimizer step; this training "
+                              "updates its weights itself (manual_optimization): run it on one process")
+        local = shard(idx)
+        weight = len(local) / len(idx)
+        out = self.step(local)
+        extra: Mapping[str, float] = {}
+        if isinstance(out, tuple):
+            out, extra = out
+        if not isinstance(out, torch.Tensor) or out.dim() != 0:
+            raise ConfigError(f"step: expected a scalar loss tensor, got {type(out).__name__}")
+        self.optimizer.zero_grad(set_to_none=True)
+        out.backward()
+        reduce_gradients(self.model.parameters(), weight)
+        self.optimizer.step()
+        return reduce_values({"loss": float(out.detach()), **{k: float(v) for k, v in extra.items()}}, weight)
 
     def _is_better(self, value: float) -> bool:
         return value < self._best_value if self.mode == "min" else value > self._best_value

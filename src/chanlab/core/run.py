@@ -28,6 +28,7 @@ import torch
 from chanlab.core.atomic import atomic_path, atomic_write_json
 from chanlab.core.checkpoint import Checkpointer
 from chanlab.core.config import apply_overrides, to_dict
+from chanlab.core.distributed import init_from_env, is_main, world
 from chanlab.core.device import select_device
 from chanlab.core.errors import ConfigError
 from chanlab.core.progress import get_logger
@@ -64,8 +65,10 @@ class RunContext:
     ``log`` (a logger that writes to ``log.txt``), ``checkpointer``.
     """
 
-    def __init__(self, out: Path, device: torch.device, seed: int, resume: bool, logger: logging.Logger):
+    def __init__(self, out: Path, device: torch.device, seed: int, resume: bool, logger: logging.Logger,
+                 writes: bool = True):
         self.out = out
+        self.writes = writes            # False on the other ranks of a data-parallel run: rank 0 writes
         self.device = device
         self.seed = seed
         self.resume = resume
@@ -82,6 +85,9 @@ class RunContext:
         import matplotlib.pyplot as plt
 
         path = self.out / "figures" / f"{name}.png"
+        if not self.writes:
+            plt.close(fig)
+            return path
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
         plt.close(fig)
@@ -250,9 +256,11 @@ def run_experiment(name: str | None = None, *, preset: str | None = None,
         config = experiment.make_config(preset, overrides)
         if out_path is None:
             out_path = default_out(name)
-        if (out_path / "config.json").exists():
+        if (out_path / "config.json").exists() and is_main():
             raise ConfigError(f"{out_path} already holds a run; pass --resume to continue it or choose another --out")
-    torch_device = select_device(device)
+    torch_device = init_from_env(select_device(device))
+    if not is_main():
+        return _run_as_helper_rank(experiment, config, out_path, torch_device, seed, resume)
     record = {
         "experiment": name,
         "preset": preset,
@@ -298,6 +306,17 @@ def run_experiment(name: str | None = None, *, preset: str | None = None,
         logger.removeHandler(handler)
         handler.close()
     return RunResult(experiment, config, results, out_path, list(ctx.figures))
+
+
+def _run_as_helper_rank(experiment: Experiment, config: Any, out: Path, device: torch.device, seed: int,
+                        resume: bool) -> RunResult:
+    """A rank other than 0 of a data-parallel run: the same run, writing nothing (rank 0 writes the
+    folder; every rank reads its checkpoints on resume)."""
+    logger = logging.getLogger(f"chanlab.run.rank{world()[0]}")
+    seed_all(seed)
+    ctx = RunContext(out, device, seed, resume, logger, writes=False)
+    results = experiment.run(config, ctx)
+    return RunResult(experiment, config, to_jsonable(results), out, [])
 
 
 @dataclass
