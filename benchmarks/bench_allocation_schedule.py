@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=2)
     parser.add_argument("--alloc-samples", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=2, help="tries per schedule, round robin; the best counts")
     args = parse_args(parser, SMALL)
     torch.set_num_threads(args.threads)
 
@@ -56,13 +57,12 @@ def main() -> None:
                  ("on 10 % drift", {"alloc_drift": 0.1}), ("every 2 epochs, on 5 % drift",
                                                               {"alloc_every": 2, "alloc_drift": 0.05})]
     spent = {"s": 0.0}
-    rows = []
     # warm-up (allocator, kernels, ckwrap): otherwise the first schedule timed pays it
     warm = FeedbackAutoencoder(*make_autoencoder("csinet", args.m, n_ant=shape[-2], n_delay=shape[-1],
                                                  output="linear")).calibrate(sp.train)
     training.train_feedback(warm, "proposed", args.bits, sp.train[:200], sp.val[:50],
                             training.FeedbackTraining(epochs=1, batch_size=100, alloc_samples=200), desc="warm-up")
-    for name, sched in schedules:
+    def time_schedule(name, sched) -> dict:
         torch.manual_seed(0)
         model = FeedbackAutoencoder(*make_autoencoder("csinet", args.m, n_ant=shape[-2], n_delay=shape[-1],
                                                       output="linear")).calibrate(sp.train)
@@ -93,11 +93,20 @@ def main() -> None:
         # the allocation's share: encoding the allocation samples (once more at the start, for the
         # quantizer's initialization) and the k-means passes
         alloc_time = spent["s"]
-        rows.append({"schedule": name, "seconds": total, "allocation_seconds": alloc_time,
-                     "passes": sum(hist.allocation_runs), "bits_moved": sum(hist.allocation_moves),
-                     "best_val_nmse_db": min(hist.val_nmse_db)})
+        return {"schedule": name, "seconds": total, "allocation_seconds": alloc_time,
+                "passes": sum(hist.allocation_runs), "bits_moved": sum(hist.allocation_moves),
+                "best_val_nmse_db": min(hist.val_nmse_db)}
+
+    # round robin, best of --repeat: a slow moment of a shared machine hits one try, not one schedule
+    best: dict[str, dict] = {}
+    for _ in range(args.repeat):
+        for name, sched in schedules:
+            r = time_schedule(name, sched)
+            if name not in best or r["seconds"] < best[name]["seconds"]:
+                best[name] = r
+    rows = [best[name] for name, _ in schedules]
     ref = rows[0]["seconds"]
-    print(f"{source}, {list(shape)}, M = {args.m}, B = {args.bits}, {len(sp.train)} training CSI, "
+    print(f"{source}, {list(shape)}, M = {args.m}, B = {args.bits}, {len(sp.train)} training CSI, best of {args.repeat}, "
           f"{args.epochs} epochs, alloc_samples = {args.alloc_samples}, torch threads {args.threads}\n")
     print("| schedule | wall time | in allocation (share) | passes | bits moved | best val NMSE | time vs every epoch |")
     print("|---|---|---|---|---|---|---|")
