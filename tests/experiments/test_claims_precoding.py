@@ -27,7 +27,9 @@ def snr_results() -> dict:
                          "wmmse_csit": [3.0, 5.0, 8.0, 11.0, 14.5, 18.2]},
             "feedback": {"payload_bits": 30, "stream_bits": 32},
             "training": {"proposed": {"stages": [], "seconds": 1.0}},
-            "lloyd": {"tier_mse": [0.5, 0.3, 0.2], "stream_bits": 32, "seconds": 1.0}}
+            "lloyd": {"tier_mse": [0.5, 0.3, 0.2], "stream_bits": 32, "seconds": 1.0,
+                      "convergence": {"n_iter": [10, 20], "tier_mse_twice": [0.49, 0.3, 0.2], "snr_db": 20.0,
+                                      "sum_rate": [7.0, 7.03]}}}
 
 
 def stages_results() -> dict:
@@ -53,7 +55,7 @@ def test_nothing_is_not_a_pass(claim):
 # ------------------------------------------------------------------ precoding/snr
 
 def test_kinds_and_paper_numbers():
-    assert [c.kind for c in SNR] == ["paper", "paper", "paper", "invariant"]
+    assert [c.kind for c in SNR] == ["paper", "paper", "paper", "invariant", "invariant"]
     assert all(c.paper_value is None for c in SNR)          # Fig. 5 prints no number
     assert STAGES[0].kind == "paper" and STAGES[0].paper_value == pytest.approx(84.96)
 
@@ -99,6 +101,17 @@ def test_feedback_size_is_the_packed_stream():
     assert status(c, bad) == "FAIL"
     bad = copy.deepcopy(r)
     bad["feedback"]["payload_bits"] = 24                             # trained quantizer is not the configured B
+    assert status(c, bad) == "FAIL"
+
+
+def test_lloyd_convergence_within_one_percent():
+    c = SNR[4]
+    v = check_claim(c, snr_results())
+    assert v.status == "PASS" and v.ours == pytest.approx(0.03 / 7.0)
+    bad = copy.deepcopy(snr_results())
+    bad["lloyd"]["convergence"]["sum_rate"] = [7.0, 7.2]                # +2.9 % with more iterations
+    assert status(c, bad) == "FAIL"
+    del bad["lloyd"]["convergence"]
     assert status(c, bad) == "FAIL"
 
 

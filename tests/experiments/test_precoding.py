@@ -15,6 +15,9 @@ def test_snr_smoke_reports_every_scheme_and_real_feedback_bits(tmp_path):
     assert set(r["sum_rate"]) == {"proposed", "sohrabi", "lmmse_zf", "lloyd_zf", "zf_csit", "wmmse_csit"}
     assert all(len(v) == len(r["snr_db"]) for v in r["sum_rate"].values())
     assert r["feedback"] == {"payload_bits": 6, "stream_bits": 8}
+    conv = r["lloyd"]["convergence"]                  # the Lloyd baseline refitted with twice the iterations
+    assert conv["n_iter"] == [2, 4] and len(conv["sum_rate"]) == 2 and len(conv["tier_mse_twice"]) == 2
+    assert conv["sum_rate"][0] == r["sum_rate"]["lloyd_zf"][-1]
     assert (tmp_path / "snr" / "figures" / "sum_rate_vs_snr.png").exists()
     assert "| Proposed" in (tmp_path / "snr" / "table.md").read_text()
     json.loads((tmp_path / "snr" / "results.json").read_text())
