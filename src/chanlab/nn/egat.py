@@ -15,9 +15,9 @@ Updating layer ``g`` (eqs. 18-19)::
     a_{k,j}  = 1/M * sum_m f4(z_{k,m}) ⊙ f5(z_{j,m})                        (attention of user j on k)
 
 ``f1 … f5`` are single linear layers (with bias), computed as one ``[F, 5F]`` matmul;
-``psi`` is Mish (the paper's activation for every hidden layer). The sums are tensor
-contractions over the whole ``[batch, K, M, F]`` edge tensor: no loops over users,
-antennas or samples.
+``psi`` is Mish (the paper's activation for every hidden layer; :mod:`chanlab.nn.activations`).
+The sums are tensor contractions over the whole ``[batch, K, M, F]`` edge tensor: no loops over
+users, antennas or samples.
 
 :class:`EgatPrecoder` adds the initialization FCN (per-edge slices ``v̂_{k,m}`` of the user
 features, plus the transmit power) before the ``G`` layers and the normalization FCN after
@@ -34,6 +34,7 @@ from torch import nn
 
 from chanlab.core.errors import ConfigError, DataError
 from chanlab.core.validation import check_int_range, check_ndim
+from chanlab.nn.activations import Mish
 
 
 class EgatLayer(nn.Module):
@@ -50,7 +51,7 @@ class EgatLayer(nn.Module):
         check_int_range(dim, "dim", low=1, error=ConfigError)
         self.dim, self.alpha, self.beta = int(dim), float(alpha), float(beta)
         self.linear = nn.Linear(dim, 5 * dim)
-        self.act = nn.Mish()
+        self.act = Mish()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         n_users, n_ant = z.shape[1], z.shape[2]
@@ -97,10 +98,10 @@ class EgatPrecoder(nn.Module):
                               f"per-edge slices, so D must be a multiple of M; got D = {feature_dim}")
         self.n_ant, self.feature_dim = int(n_ant), int(feature_dim)
         self.per_edge = self.feature_dim // self.n_ant
-        self.init = nn.Sequential(nn.Linear(self.per_edge + 1, init_hidden), nn.Mish(),
-                                  nn.Linear(init_hidden, state_dim), nn.Mish())
+        self.init = nn.Sequential(nn.Linear(self.per_edge + 1, init_hidden), Mish(),
+                                  nn.Linear(init_hidden, state_dim), Mish())
         self.layers = nn.ModuleList(EgatLayer(state_dim, alpha, beta) for _ in range(n_layers))
-        self.norm = nn.Sequential(nn.Linear(state_dim, norm_hidden), nn.Mish(), nn.Linear(norm_hidden, 2))
+        self.norm = nn.Sequential(nn.Linear(state_dim, norm_hidden), Mish(), nn.Linear(norm_hidden, 2))
 
     def forward(self, features: torch.Tensor, power: float | torch.Tensor = 1.0) -> torch.Tensor:
         check_ndim(features, 3, "features", "[batch, n_users, feature_dim]")
@@ -111,8 +112,13 @@ class EgatPrecoder(nn.Module):
             raise DataError("features: expected at least one user")
         power = _power(power, b, features)
         edges = features.reshape(b, n_users, self.n_ant, self.per_edge)
-        log_p = torch.log10(power).reshape(b, 1, 1, 1).expand(b, n_users, self.n_ant, 1)
-        z = self.init(torch.cat([edges, log_p.to(edges.dtype)], dim=-1))
+        # f_0's first layer on [v̂_{k,m}, log10 P], split: the power's column is a per-drop bias, so
+        # no [b, K, M, D/M + 1] input is concatenated (nor its gradient split again)
+        first = self.init[0]
+        log_p = torch.log10(power).to(edges.dtype).reshape(b, 1, 1, 1)
+        h = nn.functional.linear(edges, first.weight[:, :self.per_edge], first.bias) \
+            + log_p * first.weight[:, self.per_edge]
+        z = self.init[1:](h)
         for layer in self.layers:
             z = layer(z)
         out = self.norm(z)                                                      # [b, K, M, 2]

@@ -29,6 +29,7 @@ from chanlab.classical.channel_estimation import receive_pilots
 from chanlab.core.errors import BitstreamError, ConfigError, DataError
 from chanlab.core.validation import check_complex, check_finite, check_int_range, check_ndim
 from chanlab.nn.egat import EgatPrecoder
+from chanlab.nn.activations import Mish
 from chanlab.quant.residual_vq import ResidualVQ
 
 
@@ -83,7 +84,7 @@ def feature_extractor(n_pilots: int, feature_dim: int, hidden: Sequence[int] = (
     layers: list[nn.Module] = []
     width = 2 * n_pilots
     for h in hidden:
-        layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.Mish()]
+        layers += [nn.Linear(width, h), nn.BatchNorm1d(h), Mish()]
         width = h
     layers += [nn.Linear(width, feature_dim), nn.Tanh()]
     return nn.Sequential(*layers)
