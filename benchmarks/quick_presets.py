@@ -145,7 +145,11 @@ def main() -> None:
         for name, r in rows.items():
             if r.get("seconds") is not None and name in index["experiments"] and not r.get("failed"):
                 index["experiments"][name]["quick_time_s"] = round(r["seconds"])
+        index["quick_time_measured_on"] = note
         atomic_write_text(index_path, json.dumps(index, indent=2, ensure_ascii=False) + "\n")
+        # back into the index's own layout (python -m chanlab.cli_index keeps the times just written)
+        subprocess.run([sys.executable, "-m", "chanlab.cli_index"], check=True, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
         print(f"updated {index_path}")
 
 
