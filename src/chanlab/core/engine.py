@@ -342,9 +342,14 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------
 
     def _run_step(self, idx: torch.Tensor) -> dict[str, float]:
-        if world()[1] > 1:
-            return self._run_step_distributed(idx)
-        out = self.step(idx)
+        # data parallel: this rank's shard of the batch, gradients weighted by its share and summed
+        # over the ranks (chanlab.core.distributed)
+        distributed = world()[1] > 1
+        if distributed and self.manual_optimization:
+            raise ConfigError("data-parallel training needs the engine's own optimizer step; this training "
+                              "updates its weights itself (manual_optimization): run it on one process")
+        local = shard(idx) if distributed else idx
+        out = self.step(local)
         if self.manual_optimization:
             if not isinstance(out, Mapping) or "loss" not in out:
                 raise ConfigError("step: with manual_optimization it must return a dict holding 'loss'")
@@ -356,28 +361,12 @@ class Trainer:
             raise ConfigError(f"step: expected a scalar loss tensor, got {type(out).__name__}")
         self.optimizer.zero_grad(set_to_none=True)
         out.backward()
-        self.optimizer.step()
-        return {"loss": float(out.detach()), **{k: float(v) for k, v in extra.items()}}
-
-    def _run_step_distributed(self, idx: torch.Tensor) -> dict[str, float]:
-        """This rank's shard of the batch; gradients weighted by its share and summed over the ranks
-        (:mod:`chanlab.core.distributed`)."""
-        if self.manual_optimization:
-            raise ConfigError("data-parallel training needs the engine's own optimizer step; this training "
-                              "updates its weights itself (manual_optimization): run it on one process")
-        local = shard(idx)
         weight = len(local) / len(idx)
-        out = self.step(local)
-        extra: Mapping[str, float] = {}
-        if isinstance(out, tuple):
-            out, extra = out
-        if not isinstance(out, torch.Tensor) or out.dim() != 0:
-            raise ConfigError(f"step: expected a scalar loss tensor, got {type(out).__name__}")
-        self.optimizer.zero_grad(set_to_none=True)
-        out.backward()
-        reduce_gradients(self.model.parameters(), weight)
+        if distributed:
+            reduce_gradients(self.model.parameters(), weight)
         self.optimizer.step()
-        return reduce_values({"loss": float(out.detach()), **{k: float(v) for k, v in extra.items()}}, weight)
+        values = {"loss": float(out.detach()), **{k: float(v) for k, v in extra.items()}}
+        return reduce_values(values, weight) if distributed else values
 
     def _is_better(self, value: float) -> bool:
         return value < self._best_value if self.mode == "min" else value > self._best_value
