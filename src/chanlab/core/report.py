@@ -87,6 +87,12 @@ def variant(report: RunReport) -> str:
     return ", ".join(sorted(str(o) for o in overrides))
 
 
+def _label(report: RunReport) -> str:
+    """The experiment's name, with its run's overrides in brackets when it has any."""
+    var = variant(report)
+    return f"{report.experiment.name} [{var}]" if var else report.experiment.name
+
+
 def _override_text(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
@@ -167,13 +173,13 @@ def write_html(reports: Sequence[RunReport], path: str | os.PathLike) -> Path:
              f"{html.escape(_version(reports))}; written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
              "<table><tr><th>experiment</th><th>preset</th><th>seed(s)</th><th>claims</th><th>run folder</th></tr>"]
     for r in reports:
-        parts.append(f"<tr><td><a href='#{html.escape(r.run.out.as_posix())}'>{html.escape(r.experiment.name)}</a></td>"
+        parts.append(f"<tr><td><a href='#{html.escape(r.run.out.as_posix())}'>{html.escape(_label(r))}</a></td>"
                      f"<td>{html.escape(str(r.run.record.get('preset')))}</td><td>{r.seeds}</td>"
                      f"<td>{_counts(r.verdicts)}</td><td>{html.escape(str(r.run.out))}</td></tr>")
     parts.append("</table>")
     for r in reports:
         rec = r.run.record
-        parts.append(f"<h2 id='{html.escape(r.run.out.as_posix())}'>{html.escape(r.experiment.name)}</h2>")
+        parts.append(f"<h2 id='{html.escape(r.run.out.as_posix())}'>{html.escape(_label(r))}</h2>")
         parts.append(f"<p>{html.escape(r.experiment.summary)}</p><p class='meta'>preset "
                      f"{html.escape(str(rec.get('preset')))}, seed {rec.get('seed')}, device "
                      f"{html.escape(str(rec.get('device')))}, chanlab {html.escape(str(rec.get('chanlab_version')))}"
@@ -205,7 +211,7 @@ def write_markdown(reports: Sequence[RunReport], path: str | os.PathLike) -> Pat
              f"{_version(reports)}.", ""]
     for r in reports:
         rec = r.run.record
-        lines += [f"## {r.experiment.name}", "", r.experiment.summary, "",
+        lines += [f"## {_label(r)}", "", r.experiment.summary, "",
                   f"preset {rec.get('preset')}, seed {rec.get('seed')}, device {rec.get('device')}, run folder "
                   f"`{r.run.out}`, overrides {rec.get('overrides') or 'none'}", ""]
         if r.verdicts:
